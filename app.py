@@ -1,0 +1,35 @@
+"""The application factory: `create_app()` is the only wiring point of Lead Card.
+
+gunicorn runs `app:create_app()`; tests call `create_app({...overrides})`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from flask import Flask
+
+from leadcard import cli, db, error_pages, frontend, logs, security
+from leadcard.config import load_settings
+from leadcard.services import build_services
+from leadcard.views import register_blueprints
+
+
+def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    settings = load_settings(overrides, instance_path=app.instance_path)
+    os.makedirs(app.instance_path, exist_ok=True)
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+
+    app.config["SECRET_KEY"] = settings.secret_key
+    services = build_services(settings)
+    db.ensure_schema(services.engine, settings.auto_migrate)
+    app.extensions["leadcard"] = services
+
+    security.init_app(app)
+    frontend.init_app(app)
+    register_blueprints(app)
+    error_pages.register_error_handlers(app)
+    cli.register(app)
+    return app

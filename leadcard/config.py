@@ -1,0 +1,150 @@
+"""Settings from the environment: one frozen `Settings`, validated at start-up.
+
+Only this module reads `os.environ`. `create_app(overrides)` passes test or runner
+overrides through here too, so every code path sees the same validated object.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
+
+# The documented regional OAuth servers (protocol.md b.2: PHPSDK DefaultOAuthServerUrl
+# west()/east()). A token call never goes anywhere else, whatever a payload says.
+REGIONAL_OAUTH_URLS = ("https://oauth.bitrix.info", "https://oauth.bitrix24.tech")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the URL spellings hosting platforms use onto SQLAlchemy + psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    client_id: str
+    client_secret: str = field(repr=False)
+    app_url: str
+    oauth_url: str
+    database_url: str
+    secret_key: str = field(repr=False)
+    allow_http: bool
+    token_keys: str | None = field(repr=False, default=None)
+    redis_url: str | None = None
+    instance_path: str = "instance"
+    connect_timeout: float = 3.05
+    read_timeout: float = 6.0
+    view_budget: float = 10.0
+    rate_per_second: float = 2.0
+    rate_burst: float = 50.0
+    reference_ttl: float = 600.0
+    auto_migrate: bool = True
+
+    @property
+    def oauth_token_url(self) -> str:
+        return self.oauth_url.rstrip("/") + "/oauth/token/"
+
+    @property
+    def oauth_rest_url(self) -> str:
+        return self.oauth_url.rstrip("/") + "/rest/"
+
+    @property
+    def allowed_oauth_urls(self) -> tuple[str, ...]:
+        """Token servers we may talk to: the configured one plus the documented regions."""
+        return tuple(dict.fromkeys((self.oauth_url.rstrip("/"), *REGIONAL_OAUTH_URLS)))
+
+    def url_for_handler(self, path: str) -> str:
+        return self.app_url.rstrip("/") + path
+
+
+REQUIRED = {
+    "B24_CLIENT_ID": "the application's client_id from the Bitrix24 vendor console",
+    "B24_CLIENT_SECRET": "the application's client_secret from the vendor console",
+    "APP_URL": "the public https base URL of this app, e.g. https://leadcard.example.com",
+    "SECRET_KEY": "a long random string, e.g. `python -c 'import secrets;print(secrets.token_urlsafe(48))'`",
+}
+
+
+def load_settings(
+    overrides: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    instance_path: str = "instance",
+) -> Settings:
+    """Build Settings from `environ` (default os.environ) with `overrides` on top; fail loudly."""
+    env: dict[str, str] = dict(os.environ if environ is None else environ)
+    for key, value in (overrides or {}).items():
+        env[key] = "" if value is None else str(value)
+
+    missing = [name for name in REQUIRED if not env.get(name, "").strip()]
+    if missing:
+        lines = [f"  {name}: {REQUIRED[name]}" for name in missing]
+        raise ConfigError(
+            "Lead Card cannot start; missing settings (see .env.example):\n" + "\n".join(lines)
+        )
+
+    allow_http = _flag(env.get("B24_ALLOW_HTTP"))
+    oauth_url = env.get("B24_OAUTH_URL", "").strip() or DEFAULT_OAUTH_URL
+    app_url = env["APP_URL"].strip().rstrip("/")
+    for name, url in (("B24_OAUTH_URL", oauth_url), ("APP_URL", app_url)):
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError(f"{name} must be an absolute http(s) URL, got {url!r}")
+        if parts.scheme == "http" and not allow_http:
+            raise ConfigError(
+                f"{name} is plain http ({url}); Bitrix24 requires https. "
+                "Set B24_ALLOW_HTTP=1 only for the local simulator and tests."
+            )
+
+    database_url = env.get("DATABASE_URL", "").strip()
+    if not database_url:
+        database_url = "sqlite:///" + os.path.join(
+            os.path.abspath(instance_path), "leadcard.sqlite3"
+        )
+    database_url = normalise_database_url(database_url)
+    is_sqlite = database_url.startswith("sqlite")
+    auto_migrate_raw = env.get("DB_AUTO_MIGRATE")
+    auto_migrate = is_sqlite if auto_migrate_raw in (None, "") else _flag(auto_migrate_raw)
+
+    return Settings(
+        client_id=env["B24_CLIENT_ID"].strip(),
+        client_secret=env["B24_CLIENT_SECRET"].strip(),
+        app_url=app_url,
+        oauth_url=oauth_url.rstrip("/"),
+        database_url=database_url,
+        secret_key=env["SECRET_KEY"],
+        allow_http=allow_http,
+        token_keys=env.get("TOKEN_KEYS") or None,
+        redis_url=env.get("REDIS_URL") or None,
+        instance_path=os.path.abspath(instance_path),
+        connect_timeout=_float(env, "B24_CONNECT_TIMEOUT", 3.05),
+        read_timeout=_float(env, "B24_READ_TIMEOUT", 6.0),
+        view_budget=_float(env, "VIEW_BUDGET_SECONDS", 10.0),
+        rate_per_second=_float(env, "B24_RATE_PER_SECOND", 2.0),
+        rate_burst=_float(env, "B24_RATE_BURST", 50.0),
+        reference_ttl=_float(env, "REFERENCE_TTL_SECONDS", 600.0),
+        auto_migrate=auto_migrate,
+    )

@@ -1,0 +1,161 @@
+"""The database engine and schema lifecycle (one code path for SQLite and PostgreSQL).
+
+SQLite is the embedded default (a file under `instance/`); PostgreSQL (psycopg 3) is for
+several hosts. Tables are declared on `metadata` by the modules that own them
+(`tokens.py`, `ratelimit.py`); the schema itself is created and changed only by the Alembic
+history in `leadcard/migrations/`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the newest migration; the message says what to run."""
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """Create the pooled engine; on SQLite, enable WAL and opt-in `BEGIN IMMEDIATE`."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        _install_sqlite_transactions(engine)
+        return engine
+    # pool_timeout bounds how long a request waits for a connection when the database is
+    # down or saturated (security.md F19: checkout <= 2 s, then a designed 503).
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),
+        max_overflow=int(os.environ.get("DB_POOL_OVERFLOW", "10")),
+        pool_timeout=2,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+def _install_sqlite_transactions(engine: Engine) -> None:
+    """SQLAlchemy's documented recipe for real SQLite transactions.
+
+    pysqlite's own BEGIN handling is disabled; we emit BEGIN ourselves, and BEGIN IMMEDIATE
+    (take the write lock up front) when a connection asks for it with
+    `execution_options(sqlite_immediate=True)`. That is SQLite's stand-in for
+    `SELECT ... FOR UPDATE`: two processes cannot both read-then-write the same token row.
+    https://docs.sqlalchemy.org/en/21/dialects/sqlite.html#sqlite-transactions
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: SQLite takes the write lock at BEGIN."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            yield conn
+
+
+# --- schema lifecycle -----------------------------------------------------------------
+
+
+def _alembic_config(engine: Engine, connection: Connection | None = None):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS_DIR)
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise concurrent upgrades (several workers starting at once)."""
+    if is_sqlite(engine):
+        db_path = engine.url.database or ""
+        lock_path = (os.path.abspath(db_path) if db_path else "/tmp/leadcard") + ".migrate.lock"
+        with open(lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_lock(7418231)")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(7418231)")
+            conn.commit()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply the Alembic history up to `revision` (the `flask db upgrade` command)."""
+    from alembic import command
+
+    with _migration_lock(engine):
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(engine, conn), revision)
+
+
+def ensure_schema(engine: Engine, auto_migrate: bool) -> None:
+    """At start-up: migrate (embedded default) or refuse to run on an old schema."""
+    if auto_migrate:
+        upgrade(engine)
+        return
+    current, head = current_revision(engine), head_revision(engine)
+    if current != head:
+        raise SchemaOutOfDate(
+            f"Database schema is at {current or 'nothing'}, the code needs {head}. "
+            "Run `flask --app app db upgrade` (or set DB_AUTO_MIGRATE=1)."
+        )
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database cannot answer a trivial query (used by /healthz)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")

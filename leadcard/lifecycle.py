@@ -1,0 +1,223 @@
+"""Install, reinstall and uninstall: who may change a stored portal, and how.
+
+A portal's identity (member_id, domain, REST endpoint) is taken only from the OAuth
+server's answer about the token that came with the request — never from `DOMAIN`,
+`SERVER_ENDPOINT` or `auth[client_endpoint]` in the POST (security.md R1, R8, T2). Handler
+bindings are made idempotent by reading the current ones first: whether Bitrix24 rejects a
+duplicate bind is undocumented (protocol.md i.10).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from . import errors
+from .bitrix import Deadline
+from .oauth import AppInfo, Grant
+from .payloads import LEAD_TAB, Event, FrameContext
+from .services import Services
+from .tokens import UNINSTALLED, Portal
+
+log = logging.getLogger(__name__)
+
+# Tab caption per language for placement.bind LANG_ALL (api-reference/widgets/placement-bind.md).
+TAB_TITLES = {
+    "en": "Lead Card",
+    "ru": "Карточка лида",
+    "de": "Lead-Karte",
+    "la": "Ficha del lead",
+    "es": "Ficha del lead",
+}
+UNINSTALL_EVENT = "ONAPPUNINSTALL"
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    ok: bool
+    portal_domain: str
+    placement_bound: bool
+    event_bound: bool
+
+
+def verify_token(svc: Services, access_token: str, member_id: str) -> AppInfo:
+    """Ask the OAuth server whose token this is; it must be ours and name `member_id`."""
+    info = svc.oauth.app_info(access_token)
+    if info.client_id != svc.settings.client_id or info.member_id != member_id:
+        log.warning("token does not vouch for member_id %s", member_id)
+        raise errors.VerificationFailed("token belongs to another app or portal")
+    return info
+
+
+def grant_from_frame(svc: Services, frame: FrameContext, info: AppInfo) -> Grant:
+    return Grant(
+        access_token=frame.auth_id,
+        refresh_token=frame.refresh_id,
+        expires_at=time.time() + frame.auth_expires,
+        member_id=info.member_id,
+        client_endpoint=info.client_endpoint,
+        server_endpoint=svc.settings.oauth_rest_url,
+        scope=info.scope,
+        status=info.status,
+        user_id=info.user_id,
+    )
+
+
+def install(svc: Services, frame: FrameContext) -> InstallResult:
+    """The installer POST: confirm, store the grant, bind the tab and the uninstall event."""
+    if not frame.refresh_id:
+        raise errors.BadPayload("REFRESH_ID missing")
+    info = verify_token(svc, frame.auth_id, frame.member_id)
+    existing = svc.store.get(info.member_id)
+    # APPLICATION_TOKEN from the frame is only a first value; ONAPPINSTALL (whose token the
+    # OAuth server vouches for) is authoritative and overwrites it.
+    seed_app_token = None
+    if frame.application_token and (existing is None or not svc.store.has_application_token(info.member_id)):
+        seed_app_token = frame.application_token
+    svc.store.save_grant(
+        grant_from_frame(svc, frame, info),
+        installed_by=info.user_id,
+        license_status=frame.license_status or info.status,
+        language=frame.lang,
+        application_token=seed_app_token,
+    )
+    svc.cache.delete_prefix(f"{info.member_id}:")
+    placement_ok, event_ok = bind_handlers(svc, info.member_id)
+    return InstallResult(
+        ok=placement_ok and event_ok,
+        portal_domain=info.domain,
+        placement_bound=placement_ok,
+        event_bound=event_ok,
+    )
+
+
+def bind_handlers(svc: Services, member_id: str) -> tuple[bool, bool]:
+    """Make sure the lead tab and ONAPPUNINSTALL point at us, exactly once each."""
+    api = svc.portal_api
+    deadline = Deadline.after(svc.settings.view_budget * 2)
+    placement_url = svc.settings.url_for_handler("/placement")
+    events_url = svc.settings.url_for_handler("/events")
+
+    bound = api.call(member_id, "placement.get", {}, deadline=deadline) or []
+    if not any(
+        str(b.get("placement", "")).upper() == LEAD_TAB and b.get("handler") == placement_url
+        for b in bound if isinstance(b, dict)
+    ):
+        api.call(
+            member_id,
+            "placement.bind",
+            {
+                "PLACEMENT": LEAD_TAB,
+                "HANDLER": placement_url,
+                "TITLE": TAB_TITLES["en"],
+                "LANG_ALL": {lang: {"TITLE": title} for lang, title in TAB_TITLES.items()},
+            },
+            deadline=deadline,
+            idempotent=False,
+        )
+    events = api.call(member_id, "event.get", {}, deadline=deadline) or []
+    if not any(
+        str(e.get("event", "")).upper() == UNINSTALL_EVENT and e.get("handler") == events_url
+        for e in events if isinstance(e, dict)
+    ):
+        api.call(
+            member_id,
+            "event.bind",
+            {"event": UNINSTALL_EVENT, "handler": events_url},
+            deadline=deadline,
+            idempotent=False,
+        )
+    svc.store.set_bindings(member_id, placement=True, events=True)
+    return True, True
+
+
+def handle_event(svc: Services, event: Event) -> str:
+    """Apply one verified event; return a short outcome for the log and the response."""
+    portal = svc.store.get(event.member_id)
+    if event.name == "ONAPPINSTALL":
+        return _on_install(svc, event, portal)
+    if portal is None or not svc.store.application_token_matches(
+        event.member_id, event.application_token
+    ):
+        raise errors.VerificationFailed("unknown portal or wrong application_token")
+    if event.name == UNINSTALL_EVENT:
+        if portal.status == UNINSTALLED and not event.clean:
+            return "already uninstalled"
+        if _still_installed(svc, event.member_id):
+            # application_token is visible to every portal user (it rides along in each
+            # placement POST), so a matching token alone does not prove an uninstall
+            # (security.md T3, scenario 25). The OAuth server still accepts our grant.
+            log.warning("ONAPPUNINSTALL for %s not confirmed by the OAuth server; kept", event.member_id)
+            return "kept: not confirmed"
+        svc.store.uninstall(event.member_id, clean=event.clean)
+        svc.cache.delete_prefix(f"{event.member_id}:")
+        log.info("portal %s uninstalled (clean=%s)", event.member_id, event.clean)
+        return "uninstalled"
+    return "ignored"
+
+
+def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
+    """ONAPPINSTALL: the installing user's grant and the application_token.
+
+    Accepted only when the OAuth server vouches for the event's access token for this
+    member_id and our client_id; redelivery of the same event is harmless (same values).
+    """
+    auth = event.auth
+    access = str(auth.get("access_token") or "")
+    refresh = str(auth.get("refresh_token") or "")
+    if not access or not refresh or not event.application_token:
+        raise errors.VerificationFailed("ONAPPINSTALL without tokens")
+    if (
+        portal is not None
+        and portal.status == "active"
+        and portal.has_tokens
+        and svc.store.application_token_matches(event.member_id, event.application_token)
+    ):
+        # Redelivery (or the install POST already stored a grant): keep the stored pair,
+        # which may have been rotated since this event's refresh token was issued.
+        return "duplicate"
+    info = verify_token(svc, access, event.member_id)
+    expires_in = _int(auth.get("expires_in"), 3600)
+    grant = Grant(
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=time.time() + expires_in,
+        member_id=info.member_id,
+        client_endpoint=info.client_endpoint,
+        server_endpoint=svc.settings.oauth_rest_url,
+        scope=info.scope,
+        status=info.status,
+        user_id=info.user_id,
+    )
+    svc.store.save_grant(
+        grant,
+        installed_by=info.user_id,
+        license_status=str(auth.get("status") or "")[:1] or info.status,
+        language=str(event.data.get("LANGUAGE_ID") or "")[:8],
+        application_token=event.application_token,
+    )
+    return "installed" if portal is None or portal.status == UNINSTALLED else "updated"
+
+
+def _int(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def _still_installed(svc: Services, member_id: str) -> bool:
+    """Does the OAuth server still accept our stored grant for this portal?"""
+    try:
+        creds = svc.store.credentials(member_id)
+        if creds.expired(leeway=30):
+            creds = svc.portal_api.renew(member_id, creds.version)
+        info = svc.oauth.app_info(creds.access_token)
+    except (errors.TokenRevoked, errors.AppNotInstalled, errors.NotInstalled,
+            errors.PaymentRequired, errors.OAuthRejected):
+        return False
+    except errors.OAuthUnavailable:
+        # Cannot ask; the matching application_token is the evidence we have.
+        return False
+    return info.installed and info.member_id == member_id

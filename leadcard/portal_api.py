@@ -1,0 +1,79 @@
+"""REST calls made with a portal's *stored* grant (app-level work, not the viewer's).
+
+Used for handler bindings at install, `portals check` and `portals renew`. The stored
+access token is renewed only when Bitrix24 answers `expired_token` (or it is past its
+expiry), never before every call (settings/oauth/auto-renewal.md warns that apps refreshing
+on a timer may be blocked), and the renewal is single-flight (`TokenStore.refresh`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from . import errors
+from .bitrix import Deadline, PortalRedirect, RestClient
+from .oauth import OAuthClient, portal_domain
+from .tokens import Credentials, TokenStore
+
+log = logging.getLogger(__name__)
+
+
+class PortalApi:
+    """`call(member_id, method, params)` with the stored grant, renewing it once if needed."""
+
+    def __init__(self, store: TokenStore, rest: RestClient, oauth: OAuthClient) -> None:
+        self._store = store
+        self._rest = rest
+        self._oauth = oauth
+
+    def call(
+        self,
+        member_id: str,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        deadline: Deadline,
+        idempotent: bool = True,
+    ) -> Any:
+        creds = self._store.credentials(member_id)
+        if creds.expired(leeway=30):
+            creds = self.renew(member_id, creds.version)
+        try:
+            return self._send(creds, method, params, deadline, idempotent)
+        except errors.ExpiredToken:
+            creds = self.renew(member_id, creds.version)
+            return self._send(creds, method, params, deadline, idempotent)
+
+    def renew(self, member_id: str, seen_version: int) -> Credentials:
+        """Single-flight refresh of the stored grant (see TokenStore.refresh)."""
+        return self._store.refresh(member_id, seen_version, self._oauth.refresh)
+
+    def _send(
+        self,
+        creds: Credentials,
+        method: str,
+        params: Mapping[str, Any] | None,
+        deadline: Deadline,
+        idempotent: bool,
+    ) -> Any:
+        try:
+            return self._rest.call(
+                creds.client_endpoint, method, params, creds.access_token,
+                bucket_key=creds.member_id, deadline=deadline, idempotent=idempotent,
+            )
+        except PortalRedirect:
+            creds = self._follow_move(creds)
+            return self._rest.call(
+                creds.client_endpoint, method, params, creds.access_token,
+                bucket_key=creds.member_id, deadline=deadline, idempotent=idempotent,
+            )
+
+    def _follow_move(self, creds: Credentials) -> Credentials:
+        """The portal moved: ask the OAuth server (never `Location`) where it lives now."""
+        info = self._oauth.app_info(creds.access_token)
+        if info.member_id != creds.member_id or info.client_endpoint == creds.client_endpoint:
+            raise errors.PortalMoved("OAuth server did not confirm a new address")
+        log.warning("portal %s moved to %s", creds.member_id, portal_domain(info.client_endpoint))
+        self._store.update_endpoint(creds.member_id, info.client_endpoint, info.domain)
+        return self._store.credentials(creds.member_id)

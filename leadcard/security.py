@@ -1,0 +1,80 @@
+"""Response headers and request limits for pages that live inside a Bitrix24 iframe.
+
+- Framing is allowed by CSP `frame-ancestors` for the verified portal origin only; no
+  `X-Frame-Options` (Bitrix24: local-integrations/site-does-not-allow-connection.md says
+  ALLOW-FROM is dead and SAMEORIGIN breaks the tab).
+- Scripts and styles: `'self'` plus a per-response nonce; no inline handlers.
+- No cookies at all: each placement POST carries its own credential (security.md §3.2).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+from flask import Flask, Response, g, request
+
+MAX_BODY_BYTES = 64 * 1024  # a frame POST is ~1 KB; 64 KB leaves room, 10 MB is refused
+MAX_FORM_PARTS = 200
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+def set_frame_origin(origin: str | None) -> None:
+    """Name the origin that may frame this response (the verified portal)."""
+    if origin and _ORIGIN.match(origin):
+        g.frame_origin = origin
+
+
+def claimed_origin() -> str | None:
+    """The origin a frame POST *claims* (DOMAIN + PROTOCOL): used only for error pages,
+    which carry no data, so the message shows inside the portal's frame."""
+    domain = request.args.get("DOMAIN", "")
+    scheme = "https" if request.args.get("PROTOCOL", "1") == "1" else "http"
+    origin = f"{scheme}://{domain}"
+    return origin if domain and _ORIGIN.match(origin) else None
+
+
+def csp_nonce() -> str:
+    nonce = getattr(g, "csp_nonce", None)
+    if nonce is None:
+        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+    return nonce
+
+
+def init_app(app: Flask) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
+    app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = uuid.uuid4().hex[:12]
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        origin = getattr(g, "frame_origin", None)
+        nonce = csp_nonce()
+        img = f"'self' data: {origin}" if origin else "'self' data:"
+        response.headers["Content-Security-Policy"] = "; ".join(
+            [
+                "default-src 'none'",
+                f"script-src 'self' 'nonce-{nonce}'",
+                f"style-src 'self' 'nonce-{nonce}'",
+                f"img-src {img}",
+                "connect-src 'self'",
+                f"frame-ancestors {origin or chr(39) + 'none' + chr(39)}",
+                "base-uri 'none'",
+                "form-action 'self'" + (f" {origin}" if origin else ""),
+            ]
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers.pop("X-Frame-Options", None)
+        response.headers.pop("Set-Cookie", None)
+        if not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Request-Id"] = getattr(g, "request_id", "")
+        return response

@@ -1,0 +1,82 @@
+"""The long-lived objects one app instance needs, built once in `create_app`.
+
+Nothing here is global: `create_app` stores a `Services` in `app.extensions["leadcard"]` and
+views reach it through `current()`. Tests build their own with overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy.engine import Engine
+
+from . import db
+from .bitrix import RestClient
+from .cache import Cache, make_cache
+from .config import Settings
+from .crypto import KeyRing
+from .http import plain_session_pool
+from .oauth import OAuthClient
+from .portal_api import PortalApi
+from .ratelimit import MemoryBucket, RedisBucket, SqlBucket
+from .tokens import TokenStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    keyring: KeyRing
+    store: TokenStore
+    oauth: OAuthClient
+    rest: RestClient
+    portal_api: PortalApi
+    cache: Cache
+    bucket: object
+
+
+def _redis(url: str):  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def build_services(settings: Settings) -> Services:
+    engine = db.make_engine(settings.database_url)
+    keyring = KeyRing.from_settings(settings.token_keys, settings.instance_path)
+    store = TokenStore(engine, keyring, settings.secret_key)
+    oauth = OAuthClient(settings)
+    # The per-portal bucket must be shared by every worker and host (limits are per portal
+    # and per source IP — settings/performance/limits.md): Redis when configured, else the
+    # database, which every worker of this deployment shares.
+    if settings.redis_url:
+        bucket: object = RedisBucket(
+            _redis(settings.redis_url), rate=settings.rate_per_second, burst=settings.rate_burst
+        )
+    else:
+        bucket = SqlBucket(
+            engine, db.metadata, rate=settings.rate_per_second, burst=settings.rate_burst
+        )
+    rest = RestClient(
+        plain_session_pool(),
+        bucket,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        allow_http=settings.allow_http,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        keyring=keyring,
+        store=store,
+        oauth=oauth,
+        rest=rest,
+        portal_api=PortalApi(store, rest, oauth),
+        cache=make_cache(settings.redis_url),
+        bucket=bucket,
+    )
+
+
+def current() -> Services:
+    return current_app.extensions["leadcard"]  # type: ignore[no-any-return]

@@ -1,0 +1,91 @@
+"""One lead-tab view: tie the POST to a stored portal, read the lead as the viewing user.
+
+- `member_id` selects the stored portal; REST goes only to its stored `client_endpoint`,
+  whatever `DOMAIN` says (security.md R1, T1).
+- A posted `APPLICATION_TOKEN` must equal the stored one (constant time); older portals
+  don't post it (protocol.md a.2 caveat), so its absence is not an error.
+- An expired `AUTH_ID` is renewed once with `REFRESH_ID`, single-flight across processes
+  for the same pair (TokenStore.renew_viewer); the renewed grant must name the same portal.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .bitrix import Deadline, PortalRedirect
+from .cards import ReferenceData
+from .leadview import LeadReader
+from .payloads import PlacementRequest
+from .services import Services
+from .tokens import UNINSTALLED, Portal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LeadView:
+    portal: Portal
+    lead: dict[str, Any]
+    reference: ReferenceData
+
+
+def stored_portal(svc: Services, member_id: str, application_token: str) -> Portal:
+    """The installed portal this POST claims to come from, or NotInstalled/VerificationFailed."""
+    portal = svc.store.get(member_id)
+    if portal is None or portal.status == UNINSTALLED:
+        raise errors.NotInstalled("no installed portal for this member_id")
+    if application_token and svc.store.has_application_token(member_id):
+        if not svc.store.application_token_matches(member_id, application_token):
+            log.warning("placement for %s with a wrong APPLICATION_TOKEN", member_id)
+            raise errors.VerificationFailed("APPLICATION_TOKEN does not match")
+    return portal
+
+
+def open_lead(svc: Services, req: PlacementRequest) -> LeadView:
+    frame = req.frame
+    portal = stored_portal(svc, frame.member_id, frame.application_token)
+    reader = LeadReader(svc.rest, svc.cache, svc.settings.reference_ttl)
+    deadline = Deadline.after(svc.settings.view_budget)
+
+    def read(token: str, endpoint: str) -> tuple[dict[str, Any], ReferenceData]:
+        return reader.read(member_id=portal.member_id, endpoint=endpoint, access_token=token,
+                           lead_id=req.lead_id, lang=frame.lang, deadline=deadline)
+
+    token, endpoint = frame.auth_id, portal.client_endpoint
+    for attempt in (1, 2):
+        try:
+            lead, reference = read(token, endpoint)
+            return LeadView(portal=portal, lead=lead, reference=reference)
+        except errors.ExpiredToken:
+            if attempt == 2 or not frame.refresh_id:
+                raise errors.SessionExpired("viewer token expired") from None
+            token = _renew_viewer(svc, portal.member_id, frame.refresh_id)
+        except errors.InvalidToken:
+            raise errors.SessionExpired("Bitrix24 rejected the viewer token") from None
+        except PortalRedirect:
+            if attempt == 2:
+                raise errors.PortalMoved("portal redirected twice") from None
+            endpoint = _confirm_move(svc, portal, token)
+            portal = svc.store.get(portal.member_id) or portal
+    raise errors.PortalError("unreachable")  # pragma: no cover - loop always returns/raises
+
+
+def _renew_viewer(svc: Services, member_id: str, refresh_id: str) -> str:
+    try:
+        grant = svc.store.renew_viewer(member_id, refresh_id, svc.oauth.refresh)
+    except (errors.TokenRevoked, errors.OAuthRejected, errors.AppNotInstalled):
+        raise errors.SessionExpired("viewer refresh token refused") from None
+    return grant.access_token
+
+
+def _confirm_move(svc: Services, portal: Portal, token: str) -> str:
+    """Learn the new address from the OAuth server, never from `Location` (R17)."""
+    info = svc.oauth.app_info(token)
+    if info.member_id != portal.member_id or info.client_endpoint == portal.client_endpoint:
+        raise errors.PortalMoved("OAuth server did not confirm a new address")
+    svc.store.update_endpoint(portal.member_id, info.client_endpoint, info.domain)
+    log.warning("portal %s moved; endpoint updated from the OAuth server", portal.member_id)
+    return info.client_endpoint

@@ -1,0 +1,10 @@
+"""Thin Flask views: parse, look up, call a service, render. No SQL, no Bitrix24 URLs."""
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import events, health, home, install, oauth_callback, placement
+
+    for module in (install, placement, events, home, health, oauth_callback):
+        app.register_blueprint(module.bp)

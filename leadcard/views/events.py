@@ -1,0 +1,26 @@
+"""POST /events — Bitrix24 app events (ONAPPINSTALL, ONAPPUNINSTALL), JSON answers."""
+
+import logging
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from .. import errors, lifecycle, services
+from ..payloads import parse_event
+
+bp = Blueprint("events", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.post("/events")
+def receive() -> ResponseReturnValue:
+    try:
+        event = parse_event(request.form)
+        outcome = lifecycle.handle_event(services.current(), event)
+    except errors.BadPayload as exc:
+        return jsonify(status="error", error="bad_request", detail=str(exc)), 400
+    except errors.VerificationFailed:
+        # security.md F22: reject, no side effects, no detail for the caller.
+        return jsonify(status="error", error="invalid_application_token"), 401
+    log.info("event %s for %s: %s", event.name, event.member_id, outcome)
+    return jsonify(status="ok", result=outcome), 200

@@ -1,0 +1,33 @@
+"""GET|POST / — the app's own page, opened from the Bitrix24 app menu: connection status."""
+
+from flask import Blueprint, g, render_template, request
+
+from .. import errors, lifecycle, security, services
+from ..oauth import portal_origin
+from ..payloads import parse_frame
+from ..tokens import ACTIVE
+
+bp = Blueprint("home", __name__)
+
+
+@bp.route("/", methods=["GET", "POST"])
+def home() -> tuple[str, int]:
+    if request.method == "GET" or "member_id" not in request.form:
+        return render_template("home.html", portal=None), 200
+    frame = parse_frame(request.args, request.form)
+    g.lang = frame.lang
+    svc = services.current()
+    portal = svc.store.get(frame.member_id)
+    if portal is None:
+        return render_template("home.html", portal=None), 200
+    # Status is shown only to a user the OAuth server vouches for on this portal.
+    info = lifecycle.verify_token(svc, frame.auth_id, frame.member_id)
+    security.set_frame_origin(portal_origin(portal.client_endpoint))
+    if portal.status != ACTIVE and frame.refresh_id and portal.status != "uninstalled":
+        # The stored grant was lost (refresh refused): a verified user opening the app
+        # re-seeds it from their own fresh pair (security.md scenario 7).
+        svc.store.save_grant(lifecycle.grant_from_frame(svc, frame, info))
+        portal = svc.store.get(frame.member_id) or portal
+    elif portal.status == "uninstalled":
+        raise errors.NotInstalled("portal uninstalled")
+    return render_template("home.html", portal=portal), 200
