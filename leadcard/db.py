@@ -92,7 +92,9 @@ def _alembic_config(engine: Engine, connection: Connection | None = None):  # ty
 
     cfg = Config()
     cfg.set_main_option("script_location", MIGRATIONS_DIR)
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # configparser treats % as interpolation: escape it (URLs carry %-encoded options).
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["connection"] = connection
     return cfg
 

@@ -1,0 +1,45 @@
+"""Shared fixtures: payload files, database URLs for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
+
+# PostgreSQL cases run when TEST_DATABASE_URL points at a server (.ci/run sets it);
+# elsewhere they are skipped with this reason.
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+PG_SKIP_REASON = "PostgreSQL cases need TEST_DATABASE_URL=postgresql://… (set by .ci/run)"
+
+
+def load_payload(name: str) -> dict:
+    return json.loads((PAYLOADS / name).read_text())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty database of each kind (PostgreSQL: a throwaway schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/leadcard.sqlite3"
+        return
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    import sqlalchemy as sa
+
+    from leadcard.config import normalise_database_url
+
+    base = normalise_database_url(PG_URL)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()

@@ -1,0 +1,46 @@
+"""Settings: clear failures at start-up, https unless explicitly allowed."""
+
+import pytest
+
+from leadcard.config import ConfigError, load_settings, normalise_database_url
+
+BASE = {"B24_CLIENT_ID": "app.x", "B24_CLIENT_SECRET": "s3cret", "APP_URL": "https://lc.example.com",
+        "SECRET_KEY": "k" * 32}
+
+
+def test_missing_settings_are_named():
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"APP_URL": "https://x.example"})
+    text = str(info.value)
+    assert "B24_CLIENT_ID" in text and "B24_CLIENT_SECRET" in text and "SECRET_KEY" in text
+    assert "APP_URL:" not in text
+
+
+def test_defaults(tmp_path):
+    s = load_settings(environ=BASE, instance_path=str(tmp_path))
+    assert s.oauth_url == "https://oauth.bitrix.info"
+    assert s.oauth_token_url == "https://oauth.bitrix.info/oauth/token/"
+    assert s.database_url == f"sqlite:///{tmp_path}/leadcard.sqlite3"
+    assert s.allow_http is False and s.auto_migrate is True
+    assert "s3cret" not in repr(s)
+
+
+def test_http_needs_explicit_permission():
+    env = dict(BASE, B24_OAUTH_URL="http://127.0.0.1:5010")
+    with pytest.raises(ConfigError, match="B24_ALLOW_HTTP"):
+        load_settings(environ=env)
+    assert load_settings(environ=dict(env, B24_ALLOW_HTTP="1")).allow_http
+
+
+def test_bad_urls_and_numbers():
+    with pytest.raises(ConfigError):
+        load_settings(environ=dict(BASE, APP_URL="lc.example.com"))
+    with pytest.raises(ConfigError, match="B24_READ_TIMEOUT"):
+        load_settings(environ=dict(BASE, B24_READ_TIMEOUT="slow"))
+
+
+def test_postgres_urls_use_psycopg3():
+    assert normalise_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    s = load_settings(environ=dict(BASE, DATABASE_URL="postgres://u@h/db"))
+    assert s.auto_migrate is False  # shared databases are migrated by a command

@@ -1,0 +1,211 @@
+"""The token store on SQLite and PostgreSQL: encryption at rest, single-flight refresh,
+uninstall, key rotation, one-time OAuth state."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from leadcard import db, errors
+from leadcard.crypto import KeyRing
+from leadcard.oauth import Grant
+from leadcard.tokens import ACTIVE, REAUTH_REQUIRED, UNINSTALLED, TokenStore
+
+MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
+
+
+def grant(n: int, *, member_id: str = MEMBER, expires_in: float = 3600) -> Grant:
+    return Grant(
+        access_token=f"access-{n}-" + "a" * 40,
+        refresh_token=f"refresh-{n}-" + "r" * 40,
+        expires_at=time.time() + expires_in,
+        member_id=member_id,
+        client_endpoint="https://portal.bitrix24.com/rest/",
+        server_endpoint="https://oauth.bitrix.info/rest/",
+        scope="crm,placement,user_brief",
+        status="F",
+        user_id=1,
+    )
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def keyring():
+    return KeyRing([Fernet.generate_key()])
+
+
+@pytest.fixture
+def store(engine, keyring):
+    return TokenStore(engine, keyring, "test-secret")
+
+
+def raw_dump(engine) -> str:
+    with engine.connect() as conn:
+        rows = []
+        for table in ("portals", "viewer_renewals", "oauth_states"):
+            rows += [repr(tuple(r)) for r in conn.execute(sa.text(f"SELECT * FROM {table}"))]
+    return "\n".join(rows)
+
+
+def test_schema_is_at_head(engine):
+    assert db.current_revision(engine) == db.head_revision(engine)
+    db.ensure_schema(engine, auto_migrate=False)  # does not raise
+
+
+def test_save_and_read_back(store):
+    g = grant(1)
+    portal = store.save_grant(g, installed_by=1, license_status="F", language="en",
+                              application_token="apptok-" + "x" * 30)
+    assert portal.domain == "portal.bitrix24.com" and portal.status == ACTIVE
+    creds = store.credentials(MEMBER)
+    assert creds.access_token == g.access_token and creds.refresh_token == g.refresh_token
+    assert store.application_token_matches(MEMBER, "apptok-" + "x" * 30)
+    assert not store.application_token_matches(MEMBER, "apptok-" + "y" * 30)
+    assert not store.application_token_matches(MEMBER, "")
+    assert store.get("0" * 32) is None
+
+
+def test_secrets_are_encrypted_at_rest(store, engine):
+    g = grant(1)
+    store.save_grant(g, application_token="apptoken-plain-" + "z" * 20)
+    store.new_oauth_state(MEMBER)
+    dump = raw_dump(engine)
+    assert MEMBER in dump  # the row is there…
+    for secret in (g.access_token, g.refresh_token, "apptoken-plain-"):
+        assert secret not in dump  # …but no secret in clear text
+
+
+def test_refresh_spends_once_across_threads(store):
+    store.save_grant(grant(1, expires_in=-10))
+    seen = store.credentials(MEMBER).version
+    calls = []
+
+    def refresher(rt: str) -> Grant:
+        calls.append(rt)
+        time.sleep(0.2)  # hold the lock while others pile up
+        return grant(2)
+
+    results, failures = [], []
+
+    def worker():
+        try:
+            results.append(store.refresh(MEMBER, seen, refresher))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert calls == [grant(1).refresh_token]
+    assert {r.access_token for r in results} == {grant(2).access_token}
+    assert store.credentials(MEMBER).version == seen + 1
+
+
+def test_stale_caller_reuses_newer_token_without_spending(store):
+    store.save_grant(grant(1, expires_in=-10))
+    old = store.credentials(MEMBER).version
+    store.refresh(MEMBER, old, lambda rt: grant(2))
+    creds = store.refresh(MEMBER, old, lambda rt: pytest.fail("must not spend again"))
+    assert creds.access_token == grant(2).access_token
+
+
+def test_revoked_grant_marks_portal_and_keeps_row(store):
+    store.save_grant(grant(1, expires_in=-10))
+    seen = store.credentials(MEMBER).version
+
+    def refused(rt):
+        raise errors.TokenRevoked("invalid_grant")
+
+    with pytest.raises(errors.TokenRevoked):
+        store.refresh(MEMBER, seen, refused)
+    portal = store.get(MEMBER)
+    assert portal.status == REAUTH_REQUIRED and portal.last_error == "token_revoked"
+    assert store.credentials(MEMBER).refresh_token == grant(1).refresh_token  # nothing lost
+
+
+def test_refresh_for_another_portal_is_refused(store):
+    store.save_grant(grant(1, expires_in=-10))
+    seen = store.credentials(MEMBER).version
+    with pytest.raises(errors.VerificationFailed):
+        store.refresh(MEMBER, seen, lambda rt: grant(2, member_id="f" * 32))
+    assert store.credentials(MEMBER).refresh_token == grant(1).refresh_token
+
+
+def test_uninstall_wipes_tokens_and_clean_deletes_row(store, engine):
+    g = grant(1)
+    store.save_grant(g, application_token="t" * 32)
+    assert store.uninstall(MEMBER, clean=False)
+    portal = store.get(MEMBER)
+    assert portal.status == UNINSTALLED and not portal.has_tokens
+    with pytest.raises(errors.NotInstalled):
+        store.credentials(MEMBER)
+    assert g.refresh_token not in raw_dump(engine)
+    store.uninstall(MEMBER, clean=True)
+    assert store.get(MEMBER) is None
+
+
+def test_reinstall_after_uninstall(store):
+    store.save_grant(grant(1))
+    store.uninstall(MEMBER, clean=False)
+    store.save_grant(grant(5), application_token="n" * 32)
+    assert store.get(MEMBER).status == ACTIVE
+    assert store.credentials(MEMBER).access_token == grant(5).access_token
+
+
+def test_key_rotation_keeps_old_rows_readable(engine):
+    old_key, new_key = Fernet.generate_key(), Fernet.generate_key()
+    TokenStore(engine, KeyRing([old_key]), "s").save_grant(grant(1), application_token="q" * 32)
+    during = TokenStore(engine, KeyRing([new_key, old_key]), "s")
+    assert during.credentials(MEMBER).access_token == grant(1).access_token  # old row, new ring
+    assert during.rotate_keys() == 1
+    after = TokenStore(engine, KeyRing([new_key]), "s")
+    assert after.credentials(MEMBER).refresh_token == grant(1).refresh_token
+    assert after.application_token_matches(MEMBER, "q" * 32)
+    assert during.rotate_keys() == 0  # idempotent
+
+
+def test_oauth_state_is_single_use(store):
+    state = store.new_oauth_state(MEMBER)
+    assert store.consume_oauth_state(state) == MEMBER
+    assert store.consume_oauth_state(state) is None
+    assert store.consume_oauth_state("forged") is None
+
+
+def test_viewer_renewal_is_shared_by_concurrent_requests(store):
+    store.save_grant(grant(1))
+    calls = []
+
+    def refresher(rt):
+        calls.append(rt)
+        time.sleep(0.2)
+        return grant(9)
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(
+        store.renew_viewer(MEMBER, "viewer-refresh-" + "v" * 30, refresher))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert {g.access_token for g in out} == {grant(9).access_token}
+
+
+def test_viewer_renewal_for_another_portal_is_refused(store):
+    store.save_grant(grant(1))
+    with pytest.raises(errors.VerificationFailed):
+        store.renew_viewer(MEMBER, "x" * 40, lambda rt: grant(3, member_id="e" * 32))
