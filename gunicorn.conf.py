@@ -1,0 +1,36 @@
+"""gunicorn settings from the environment (Procfile: `gunicorn -c gunicorn.conf.py`).
+
+Threaded workers (gthread): a card view mostly waits on Bitrix24, so threads, not
+processes, carry the concurrency (ecosystem.md 3.16 measured 8 waits in 1.04 s on one worker).
+"""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+wsgi_app = "app:create_app()"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# A view's own budget is 10 s (VIEW_BUDGET_SECONDS); the worker timeout sits well above it
+# so a slow Bitrix24 never gets a worker killed mid-request.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# The access log line never includes the query string's secrets: Bitrix24 puts only
+# DOMAIN/PROTOCOL/LANG/APP_SID in the query; tokens travel in the POST body.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
+    """Apply migrations once in the master before workers start (embedded default)."""
+    from leadcard import db
+    from leadcard.config import load_settings
+
+    settings = load_settings(instance_path=os.path.abspath("instance"))
+    if settings.auto_migrate:
+        engine = db.make_engine(settings.database_url)
+        db.upgrade(engine)
+        engine.dispose()
