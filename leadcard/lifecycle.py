@@ -165,9 +165,11 @@ def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
     """
     auth = event.auth
     access = str(auth.get("access_token") or "")
+    # refresh_token is in the docs' example but not in the PHP SDK's captured fixture
+    # (protocol.md a.5): without it the event can only confirm the application_token.
     refresh = str(auth.get("refresh_token") or "")
-    if not access or not refresh or not event.application_token:
-        raise errors.VerificationFailed("ONAPPINSTALL without tokens")
+    if not access or not event.application_token:
+        raise errors.VerificationFailed("ONAPPINSTALL without access or application token")
     if (
         portal is not None
         and portal.status == "active"
@@ -178,6 +180,12 @@ def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
         # which may have been rotated since this event's refresh token was issued.
         return "duplicate"
     info = verify_token(svc, access, event.member_id)
+    if not refresh:
+        if portal is None:
+            log.warning("ONAPPINSTALL for unknown %s without refresh_token; waiting for install", event.member_id)
+            return "ignored: no grant"
+        svc.store.set_application_token(event.member_id, event.application_token)
+        return "application_token stored"
     expires_in = _int(auth.get("expires_in"), 3600)
     grant = Grant(
         access_token=access,

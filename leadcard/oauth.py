@@ -107,6 +107,9 @@ class OAuthClient:
                 token_endpoint_auth_method="client_secret_post",
             )
         )
+        # app.info is plain REST on the OAuth server: a plain session (OAuth2Session would
+        # insist on a bearer token of its own).
+        self._plain = SessionPool(requests.Session)
         # Counted for tests and the benchmark (how many refreshes really happened).
         self.calls = {"refresh_token": 0, "authorization_code": 0, "app.info": 0}
 
@@ -157,7 +160,7 @@ class OAuthClient:
         `guardValidateCurrentAuthToken`, PYSDK `placement_required`.
         """
         self.calls["app.info"] += 1
-        session = self._sessions.get()
+        session = self._plain.get()
         try:
             response = session.post(
                 self._settings.oauth_rest_url + "app.info",

@@ -19,7 +19,7 @@ from .crypto import KeyRing
 from .http import plain_session_pool
 from .oauth import OAuthClient
 from .portal_api import PortalApi
-from .ratelimit import MemoryBucket, RedisBucket, SqlBucket
+from .ratelimit import RedisBucket, SqlBucket
 from .tokens import TokenStore
 
 
@@ -52,11 +52,11 @@ def build_services(settings: Settings) -> Services:
     # database, which every worker of this deployment shares.
     if settings.redis_url:
         bucket: object = RedisBucket(
-            _redis(settings.redis_url), rate=settings.rate_per_second, burst=settings.rate_burst
+            _redis(settings.redis_url), rate=settings.rate_per_second, burst=int(settings.rate_burst)
         )
     else:
         bucket = SqlBucket(
-            engine, db.metadata, rate=settings.rate_per_second, burst=settings.rate_burst
+            engine, metadata=db.metadata, rate=settings.rate_per_second, burst=int(settings.rate_burst)
         )
     rest = RestClient(
         plain_session_pool(),

@@ -18,8 +18,10 @@ def receive() -> ResponseReturnValue:
         event = parse_event(request.form)
         outcome = lifecycle.handle_event(services.current(), event)
     except errors.BadPayload as exc:
+        log.warning("event refused: %s", exc)
         return jsonify(status="error", error="bad_request", detail=str(exc)), 400
-    except errors.VerificationFailed:
+    except errors.VerificationFailed as exc:
+        log.warning("event refused: %s", exc)
         # security.md F22: reject, no side effects, no detail for the caller.
         return jsonify(status="error", error="invalid_application_token"), 401
     log.info("event %s for %s: %s", event.name, event.member_id, outcome)

@@ -47,6 +47,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
     )
     op.create_index("ix_viewer_renewals_created_at", "viewer_renewals", ["created_at"])
+    # ratelimit.rate_bucket_table: GCRA theoretical arrival time per portal, microseconds.
+    op.create_table(
+        "rate_buckets",
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("tat_us", sa.BigInteger(), nullable=False),
+    )
     op.create_table(
         "oauth_states",
         sa.Column("state_hash", sa.String(64), primary_key=True),
@@ -57,6 +63,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("oauth_states")
+    op.drop_table("rate_buckets")
     op.drop_index("ix_viewer_renewals_created_at", "viewer_renewals")
     op.drop_table("viewer_renewals")
     op.drop_table("portals")
