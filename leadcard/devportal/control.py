@@ -1,0 +1,129 @@
+"""HTTP control API of the simulator, mounted on the OAuth server under ``/_sim/``.
+
+Owns the JSON interface that lets a benchmark or a test in another process drive a
+running simulator: read/reset counters, set knobs, inject faults, list portals,
+mint tokens / frame POSTs, finish installs, uninstall, move portals, shift the clock.
+Loopback only, unauthenticated: a development tool, never to be exposed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, request
+
+from . import lifecycle
+from .envelope import json_response
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .simulator import Simulator
+
+
+def create_control_blueprint(sim: "Simulator") -> Blueprint:
+    bp = Blueprint("devportal_control", __name__, url_prefix="/_sim")
+
+    def body() -> dict:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    def bad(message: str, status: int = 400) -> Response:
+        return json_response({"error": message}, status)
+
+    @bp.errorhandler(KeyError)
+    @bp.errorhandler(ValueError)
+    @bp.errorhandler(TypeError)
+    def _bad_input(exc: Exception) -> Response:
+        return bad(str(exc))
+
+    @bp.get("/stats")
+    def stats() -> Response:
+        return json_response(sim.stats())
+
+    @bp.post("/reset")
+    def reset() -> Response:
+        b = body()
+        everything = bool(b.get("all"))
+        sim.reset(stats=b.get("stats", True), rate=b.get("rate", True),
+                  faults=everything or bool(b.get("faults")), knobs=everything or bool(b.get("knobs")),
+                  clock=everything or bool(b.get("clock")))
+        return json_response({"ok": True})
+
+    @bp.route("/knobs", methods=["GET", "POST"])
+    def knobs() -> Response:
+        b = body() if request.method == "POST" else {}
+        portal = b.pop("portal", None) or request.args.get("portal")
+        return json_response(sim.knobs(portal=portal, **b))
+
+    @bp.route("/faults", methods=["GET", "POST", "DELETE"])
+    def faults() -> Response:
+        if request.method == "GET":
+            return json_response(sim.world.faults.list())
+        b = body()
+        if request.method == "DELETE" or b.get("clear"):
+            if b.get("id") is not None:
+                return json_response({"removed": int(sim.world.faults.remove(int(b["id"])))})
+            return json_response({"removed": sim.clear_faults(b.get("target"))})
+        specs = b.get("faults") if isinstance(b.get("faults"), list) else [b]
+        ids = [sim.set_fault(**spec) for spec in specs]
+        return json_response({"ids": ids, "faults": sim.world.faults.list()})
+
+    @bp.get("/portals")
+    def portals() -> Response:
+        return json_response(sim.describe())
+
+    @bp.post("/tokens")
+    def tokens() -> Response:
+        b = body()
+        return json_response(sim.issue_tokens(b.get("portal", "a"), int(b.get("user_id", 1))))
+
+    @bp.post("/placement_request")
+    def placement_request() -> Response:
+        b = body()
+        url, form = sim.placement_request(b.get("portal", "a"), int(b.get("user_id", 1)),
+                                          b.get("lead_id", 101), lang=b.get("lang", "en"))
+        return json_response({"url": url, "form": form})
+
+    @bp.post("/install_request")
+    def install_request() -> Response:
+        b = body()
+        url, form = sim.install_request(b.get("portal", "a"), int(b.get("user_id", 1)), lang=b.get("lang", "en"))
+        return json_response({"url": url, "form": form})
+
+    @bp.post("/finish_install")
+    def finish_install() -> Response:
+        b = body()
+        return json_response({"delivery_status": sim.finish_install(b.get("portal", "a"), int(b.get("user_id", 1)))})
+
+    @bp.post("/uninstall")
+    def uninstall() -> Response:
+        b = body()
+        statuses = lifecycle.uninstall(sim.world, b.get("portal", "a"), bool(b.get("clean")))
+        return json_response({"delivery_statuses": statuses})
+
+    @bp.post("/bind_placement")
+    def bind_placement() -> Response:
+        b = body()
+        sim.bind_placement(b.pop("portal", "a"), **b)
+        return json_response({"ok": True})
+
+    @bp.get("/bindings")
+    def bindings() -> Response:
+        return json_response(sim.bindings(request.args.get("portal", "a")))
+
+    @bp.post("/expire_token")
+    def expire_token() -> Response:
+        sim.expire_access_token(str(body().get("access_token", "")))
+        return json_response({"ok": True})
+
+    @bp.post("/move")
+    def move() -> Response:
+        b = body()
+        return json_response({"base_url": sim.move_portal(b.get("portal", "a"))})
+
+    @bp.post("/clock")
+    def clock() -> Response:
+        b: dict[str, Any] = body()
+        sim.advance_clock(float(b.get("advance", 0)))
+        return json_response({"offset": sim.world.clock.offset})
+
+    return bp

@@ -1,0 +1,42 @@
+"""The /_sim/ HTTP control API (drives a simulator running in another process)."""
+
+from __future__ import annotations
+
+import requests
+
+
+def test_control_api_roundtrip(sim, rest):
+    ctl = sim.oauth_url + "/_sim"
+    portals = requests.get(ctl + "/portals", timeout=5).json()
+    assert [p["name"] for p in portals["portals"]] == ["a", "b"]
+    a = portals["portals"][0]
+    assert a["member_id"] == sim.portals["a"].member_id and 101 in a["leads"]
+    assert a["users"]["1"]["admin"] is True and a["users"]["2"]["admin"] is False
+
+    tok = requests.post(ctl + "/tokens", json={"portal": "a", "user_id": 2}, timeout=5).json()
+    assert tok["user_id"] == 2
+    assert rest("a", "profile", tok["access_token"]).status_code == 200
+
+    knobs = requests.post(ctl + "/knobs", json={"portal": "a", "rate_burst": 7}, timeout=5).json()
+    assert knobs["rate_burst"] == 7
+    assert requests.post(ctl + "/knobs", json={"nonsense": 1}, timeout=5).status_code == 400
+
+    f = requests.post(ctl + "/faults", json={"target": "a", "method": "profile", "error": "OVERLOAD_LIMIT"},
+                      timeout=5).json()
+    assert len(f["ids"]) == 1
+    assert rest("a", "profile", tok["access_token"]).json()["error"] == "OVERLOAD_LIMIT"
+    assert requests.get(ctl + "/faults", timeout=5).json()[0]["fired"] == 1
+    requests.delete(ctl + "/faults", json={}, timeout=5)
+    assert requests.get(ctl + "/faults", timeout=5).json() == []
+
+    stats = requests.get(ctl + "/stats", timeout=5).json()
+    assert stats["portals"]["a"]["rest_methods"]["profile"] == 2
+    assert stats["oauth"]["http_requests"] == 0    # control calls are not counted as OAuth traffic
+    requests.post(ctl + "/reset", json={}, timeout=5)
+    assert requests.get(ctl + "/stats", timeout=5).json()["portals"]["a"]["http_requests"] == 0
+
+    pr = requests.post(ctl + "/placement_request", json={"portal": "b", "user_id": 1, "lead_id": 201}, timeout=5)
+    assert pr.json()["form"]["PLACEMENT_OPTIONS"] == '{"ID":"201"}'
+    requests.post(ctl + "/clock", json={"advance": 4000}, timeout=5)
+    assert rest("a", "profile", tok["access_token"]).json()["error"] == "expired_token"
+    assert requests.post(ctl + "/tokens", json={"portal": "zz"}, timeout=5).status_code == 400
