@@ -43,7 +43,10 @@ class InstallResult:
 
 def verify_token(svc: Services, access_token: str, member_id: str) -> AppInfo:
     """Ask the OAuth server whose token this is; it must be ours and name `member_id`."""
-    info = svc.oauth.app_info(access_token)
+    try:
+        info = svc.oauth.app_info(access_token)
+    except (errors.TokenRevoked, errors.AppNotInstalled, errors.OAuthRejected):
+        raise errors.VerificationFailed("the OAuth server does not accept this token") from None
     if info.client_id != svc.settings.client_id or info.member_id != member_id:
         log.warning("token does not vouch for member_id %s", member_id)
         raise errors.VerificationFailed("token belongs to another app or portal")

@@ -47,6 +47,7 @@ def init_app(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
     app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS
+    app.config["AVATAR_ANY_HTTPS"] = True  # matches img-src below
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
     @app.before_request
@@ -57,7 +58,9 @@ def init_app(app: Flask) -> None:
     def _headers(response: Response) -> Response:
         origin = getattr(g, "frame_origin", None)
         nonce = csp_nonce()
-        img = f"'self' data: {origin}" if origin else "'self' data:"
+        # User photos: Bitrix24 cloud serves them from CDN hosts, not the portal origin;
+        # images cannot run script, so any https source is allowed for <img>.
+        img = f"'self' data: https: {origin}" if origin else "'self' data: https:"
         response.headers["Content-Security-Policy"] = "; ".join(
             [
                 "default-src 'none'",

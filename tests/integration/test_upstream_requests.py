@@ -1,0 +1,92 @@
+"""One upstream request per view: a cold view is one batch, a warm one a single call.
+
+Counted at the simulator (real HTTP requests it received), with the in-process cache and,
+when TEST_REDIS_URL is set, with the Redis cache shared by workers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.integration.conftest import LiveApp, app_settings
+
+
+def portal_stats(sim, name="a"):
+    return sim.stats()["portals"][name]
+
+
+def view(sim, live, lead_id, user_id=1, lang="en"):
+    url, form = sim.placement_request("a", user_id=user_id, lead_id=lead_id, lang=lang)
+    response = live.post(url, form)
+    assert response.status_code == 200, response.text[:300]
+    return response
+
+
+def requests_for(sim, fn):
+    before = sim.stats()["rest_requests"]
+    methods_before = dict(portal_stats(sim).get("rest_methods", {}))
+    fn()
+    after = portal_stats(sim).get("rest_methods", {})
+    delta = {m: after.get(m, 0) - methods_before.get(m, 0) for m in after}
+    return sim.stats()["rest_requests"] - before, {m: n for m, n in delta.items() if n}
+
+
+def _check_cold_then_warm(sim, live):
+    lead = sim.sample_lead("a", "rich")
+    cold, cold_methods = requests_for(sim, lambda: view(sim, live, lead["ID"]))
+    assert cold == 1 and cold_methods.get("batch") == 1, cold_methods
+    warm, warm_methods = requests_for(sim, lambda: view(sim, live, lead["ID"]))
+    # The rich lead links a company and a contact, whose titles depend on the viewer's
+    # rights and are not cached: still exactly one request, a small batch.
+    assert warm == 1, warm_methods
+    plain = sim.sample_lead("a", "minimal")
+    view(sim, live, plain["ID"])
+    warm_plain, methods = requests_for(sim, lambda: view(sim, live, plain["ID"]))
+    assert warm_plain == 1 and methods == {"crm.lead.get": 1}, methods
+
+
+def test_cold_view_is_one_batch_warm_view_one_call(sim, live_app, installed):
+    _check_cold_then_warm(sim, live_app)
+
+
+def test_second_language_needs_its_own_dictionaries(sim, live_app, installed):
+    lead = sim.sample_lead("a", "minimal")
+    view(sim, live_app, lead["ID"], lang="en")
+    n, methods = requests_for(sim, lambda: view(sim, live_app, lead["ID"], lang="de"))
+    assert n == 1 and methods.get("batch") == 1  # captions are localized per language
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="needs TEST_REDIS_URL (set by bin/test)")
+def test_redis_cache_is_shared_between_app_instances(sim, app_port, tmp_path, installed, live_app):
+    """A second app instance (another worker or host) finds the cache warm."""
+    from app import create_app
+
+    prefix_db = os.environ["TEST_REDIS_URL"]
+    settings = app_settings(sim, app_port, tmp_path, REDIS_URL=prefix_db)
+    settings["DATABASE_URL"] = live_app.services.settings.database_url
+    settings["TOKEN_KEYS"] = live_app.services.settings.token_keys
+    first = create_app(settings)
+    second = create_app(settings)
+    first.extensions["leadcard"].cache.delete_prefix(f"{installed.member_id}:")
+    lead = sim.sample_lead("a", "minimal")
+    servers = []
+    try:
+        lives = []
+        for app in (first, second):
+            server = make_server("127.0.0.1", 0, app, threaded=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers.append(server)
+            lives.append(LiveApp(app, server))
+        view(sim, lives[0], lead["ID"])
+        view(sim, lives[0], lead["ID"])
+        n, methods = requests_for(sim, lambda: view(sim, lives[1], lead["ID"]))
+        assert n == 1 and methods == {"crm.lead.get": 1}, methods
+    finally:
+        for server in servers:
+            server.shutdown()
+        first.extensions["leadcard"].cache.delete_prefix(f"{installed.member_id}:")
