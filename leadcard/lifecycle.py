@@ -102,37 +102,35 @@ def bind_handlers(svc: Services, member_id: str) -> tuple[bool, bool]:
     placement_url = svc.settings.url_for_handler("/placement")
     events_url = svc.settings.url_for_handler("/events")
 
-    bound = api.call(member_id, "placement.get", {}, deadline=deadline) or []
-    if not any(
-        str(b.get("placement", "")).upper() == LEAD_TAB and b.get("handler") == placement_url
-        for b in bound if isinstance(b, dict)
-    ):
-        api.call(
-            member_id,
-            "placement.bind",
-            {
-                "PLACEMENT": LEAD_TAB,
-                "HANDLER": placement_url,
-                "TITLE": TAB_TITLES["en"],
-                "LANG_ALL": {lang: {"TITLE": title} for lang, title in TAB_TITLES.items()},
-            },
-            deadline=deadline,
-            idempotent=False,
-        )
-    events = api.call(member_id, "event.get", {}, deadline=deadline) or []
-    if not any(
-        str(e.get("event", "")).upper() == UNINSTALL_EVENT and e.get("handler") == events_url
-        for e in events if isinstance(e, dict)
-    ):
-        api.call(
-            member_id,
-            "event.bind",
-            {"event": UNINSTALL_EVENT, "handler": events_url},
-            deadline=deadline,
-            idempotent=False,
-        )
+    _ensure_bound(
+        api, member_id, deadline, listing="placement.get", bind="placement.bind",
+        key="placement", name=LEAD_TAB, handler=placement_url,
+        params={
+            "PLACEMENT": LEAD_TAB,
+            "HANDLER": placement_url,
+            "TITLE": TAB_TITLES["en"],
+            "LANG_ALL": {lang: {"TITLE": title} for lang, title in TAB_TITLES.items()},
+        },
+    )
+    _ensure_bound(
+        api, member_id, deadline, listing="event.get", bind="event.bind",
+        key="event", name=UNINSTALL_EVENT, handler=events_url,
+        params={"event": UNINSTALL_EVENT, "handler": events_url},
+    )
     svc.store.set_bindings(member_id, placement=True, events=True)
     return True, True
+
+
+def _ensure_bound(api, member_id: str, deadline: Deadline, *, listing: str, bind: str,  # type: ignore[no-untyped-def]
+                  key: str, name: str, handler: str, params: dict) -> None:
+    """Bind `name` → `handler` unless `listing` already shows exactly that binding."""
+    current = api.call(member_id, listing, {}, deadline=deadline) or []
+    if any(
+        isinstance(item, dict) and str(item.get(key, "")).upper() == name and item.get("handler") == handler
+        for item in current
+    ):
+        return
+    api.call(member_id, bind, params, deadline=deadline, idempotent=False)
 
 
 def handle_event(svc: Services, event: Event) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlsplit
 
 import requests
@@ -120,32 +121,27 @@ class OAuthClient:
     def refresh(self, refresh_token: str) -> Grant:
         """Spend `refresh_token` once; return the new pair. Never retried here (single-use)."""
         self.calls["refresh_token"] += 1
-        session = self._sessions.get()
-        try:
-            token = session.refresh_token(
-                self.token_url,
-                refresh_token=refresh_token,
-                timeout=self._timeout,
-                allow_redirects=False,
+        return self._token_call(
+            lambda session: session.refresh_token(
+                self.token_url, refresh_token=refresh_token,
+                timeout=self._timeout, allow_redirects=False,
             )
-        except OAuthError as exc:
-            raise _error_for(exc.error or "") from None
-        except (requests.RequestException, ValueError) as exc:
-            raise errors.OAuthUnavailable(f"token endpoint failed: {type(exc).__name__}") from None
-        return self._grant(dict(token))
+        )
 
     def exchange_code(self, code: str) -> Grant:
         """Exchange a one-time authorization code (valid 30 s) for a grant."""
         self.calls["authorization_code"] += 1
-        session = self._sessions.get()
-        try:
-            token = session.fetch_token(
-                self.token_url,
-                grant_type="authorization_code",
-                code=code,
-                timeout=self._timeout,
-                allow_redirects=False,
+        return self._token_call(
+            lambda session: session.fetch_token(
+                self.token_url, grant_type="authorization_code", code=code,
+                timeout=self._timeout, allow_redirects=False,
             )
+        )
+
+    def _token_call(self, request: Callable[[OAuth2Session], dict]) -> Grant:
+        """Run one token-endpoint request; map OAuth and transport errors to our family."""
+        try:
+            token = request(self._sessions.get())  # type: ignore[arg-type]
         except OAuthError as exc:
             raise _error_for(exc.error or "") from None
         except (requests.RequestException, ValueError) as exc:

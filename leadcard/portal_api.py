@@ -57,17 +57,15 @@ class PortalApi:
         deadline: Deadline,
         idempotent: bool,
     ) -> Any:
+        def send(c: Credentials) -> Any:
+            return self._rest.call(c.client_endpoint, method, params, c.access_token,
+                                   bucket_key=c.member_id, deadline=deadline,
+                                   idempotent=idempotent)
+
         try:
-            return self._rest.call(
-                creds.client_endpoint, method, params, creds.access_token,
-                bucket_key=creds.member_id, deadline=deadline, idempotent=idempotent,
-            )
+            return send(creds)
         except PortalRedirect:
-            creds = self._follow_move(creds)
-            return self._rest.call(
-                creds.client_endpoint, method, params, creds.access_token,
-                bucket_key=creds.member_id, deadline=deadline, idempotent=idempotent,
-            )
+            return send(self._follow_move(creds))
 
     def _follow_move(self, creds: Credentials) -> Credentials:
         """The portal moved: ask the OAuth server (never `Location`) where it lives now."""
