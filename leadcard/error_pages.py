@@ -13,7 +13,7 @@ from flask import Flask, g, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from . import errors, security
+from . import errors, security, services
 from .problems import problem_for
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,14 @@ def _render(exc: errors.LeadCardError | None, *, code: str | None = None,
         security.set_frame_origin(security.claimed_origin())
     g.lang = getattr(g, "lang", None) or request.args.get("LANG") or "en"
     reconnect = None
-    member_id = request.form.get("member_id", "") if request.method == "POST" else ""
+    member_id = ""
+    if request.method == "POST":
+        try:
+            member_id = request.form.get("member_id", "")
+        except HTTPException:
+            pass  # the body itself is the problem (too large, too many fields): don't re-parse
     if member_id.isalnum():
-        reconnect = f"/reconnect?member_id={member_id}"
+        reconnect = services.current().settings.url_for_handler(f"/reconnect?member_id={member_id}")
     problem = problem_for(exc, code=code, status=status,
                           request_id=getattr(g, "request_id", ""), reconnect_url=reconnect)
     if request.path == "/events":

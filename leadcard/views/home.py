@@ -30,4 +30,5 @@ def home() -> tuple[str, int]:
         portal = svc.store.get(frame.member_id) or portal
     elif portal.status == "uninstalled":
         raise errors.NotInstalled("portal uninstalled")
-    return render_template("home.html", portal=portal), 200
+    reconnect = svc.settings.url_for_handler(f"/reconnect?member_id={portal.member_id}")
+    return render_template("home.html", portal=portal, reconnect_url=reconnect), 200

@@ -209,3 +209,14 @@ def test_viewer_renewal_for_another_portal_is_refused(store):
     store.save_grant(grant(1))
     with pytest.raises(errors.VerificationFailed):
         store.renew_viewer(MEMBER, "x" * 40, lambda rt: grant(3, member_id="e" * 32))
+
+
+def test_start_up_refuses_an_unmigrated_database(database_url):
+    engine = db.make_engine(database_url)
+    try:
+        with pytest.raises(db.SchemaOutOfDate, match="db upgrade"):
+            db.ensure_schema(engine, auto_migrate=False)
+        db.ensure_schema(engine, auto_migrate=True)  # the embedded default migrates itself
+        db.ensure_schema(engine, auto_migrate=False)
+    finally:
+        engine.dispose()
