@@ -19,6 +19,7 @@ from leadcard.views import register_blueprints
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(overrides, instance_path=app.instance_path)
+    app.instance_path = settings.instance_path  # INSTANCE_PATH may move it
     os.makedirs(app.instance_path, exist_ok=True)
     logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 

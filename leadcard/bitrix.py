@@ -271,6 +271,11 @@ class RestClient:
             raise errors.PortalTimeout("read timeout") from None
         except requests.ConnectionError:
             raise _ConnectFailed() from None
+        except requests.TooManyRedirects as exc:
+            # http.py sets max_redirects=0, so requests raises this for any 3xx even with
+            # allow_redirects=False: it is the portal's redirect, not a failure.
+            location = exc.response.headers.get("Location", "") if exc.response is not None else ""
+            raise PortalRedirect(location) from None
         except requests.RequestException as exc:
             raise errors.PortalError(type(exc).__name__) from None
 

@@ -119,6 +119,8 @@ def load_settings(
                 "Set B24_ALLOW_HTTP=1 only for the local simulator and tests."
             )
 
+    # INSTANCE_PATH moves the key file and the default SQLite database (tests, containers).
+    instance_path = env.get("INSTANCE_PATH", "").strip() or instance_path
     database_url = env.get("DATABASE_URL", "").strip()
     if not database_url:
         database_url = "sqlite:///" + os.path.join(

@@ -53,6 +53,24 @@ def verify_token(svc: Services, access_token: str, member_id: str) -> AppInfo:
     return info
 
 
+def is_admin(svc: Services, info: AppInfo, access_token: str) -> bool:
+    """Does a verified token belong to a portal administrator? (`profile` answers ADMIN.)"""
+    profile = svc.rest.call(info.client_endpoint, "profile", {}, access_token,
+                            bucket_key=info.member_id,
+                            deadline=Deadline.after(svc.settings.view_budget))
+    return isinstance(profile, dict) and profile.get("ADMIN") is True
+
+
+def require_admin(svc: Services, info: AppInfo, access_token: str) -> None:
+    """Only a portal administrator's token may become the stored grant or set the
+    application_token: every user who opens the app sees their own AUTH_ID in the frame
+    POST, so "the OAuth server vouches for it" alone would let any user replace them
+    (security.md T3, §2.4 (b))."""
+    if not is_admin(svc, info, access_token):
+        log.warning("grant for %s offered by a non-administrator; not stored", info.member_id)
+        raise errors.VerificationFailed("the token's user is not a portal administrator")
+
+
 def grant_from_frame(svc: Services, frame: FrameContext, info: AppInfo) -> Grant:
     return Grant(
         access_token=frame.auth_id,
@@ -72,6 +90,7 @@ def install(svc: Services, frame: FrameContext) -> InstallResult:
     if not frame.refresh_id:
         raise errors.BadPayload("REFRESH_ID missing")
     info = verify_token(svc, frame.auth_id, frame.member_id)
+    require_admin(svc, info, frame.auth_id)
     existing = svc.store.get(info.member_id)
     # APPLICATION_TOKEN from the frame is only a first value; ONAPPINSTALL (whose token the
     # OAuth server vouches for) is authoritative and overwrites it.
@@ -181,6 +200,7 @@ def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
         # which may have been rotated since this event's refresh token was issued.
         return "duplicate"
     info = verify_token(svc, access, event.member_id)
+    require_admin(svc, info, access)
     if not refresh:
         if portal is None:
             log.warning("ONAPPINSTALL for unknown %s without refresh_token; waiting for install", event.member_id)
@@ -222,7 +242,14 @@ def _still_installed(svc: Services, member_id: str) -> bool:
         creds = svc.store.credentials(member_id)
         if creds.expired(leeway=30):
             creds = svc.portal_api.renew(member_id, creds.version)
-        info = svc.oauth.app_info(creds.access_token)
+        try:
+            info = svc.oauth.app_info(creds.access_token)
+        except errors.TokenRevoked:
+            # app.info says expired_token and invalid_token alike: an access token that is
+            # merely past its life (clock skew) is no proof of uninstall. Renew once; only
+            # the refresh being refused (invalid_grant / NOT_INSTALLED) is.
+            creds = svc.portal_api.renew(member_id, creds.version)
+            info = svc.oauth.app_info(creds.access_token)
     except (errors.TokenRevoked, errors.AppNotInstalled, errors.NotInstalled,
             errors.PaymentRequired, errors.OAuthRejected):
         return False

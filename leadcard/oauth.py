@@ -87,6 +87,11 @@ _OAUTH_ERRORS: dict[str, type[errors.LeadCardError]] = {
     "invalid_client": errors.AppNotInstalled,
     "wrong_client": errors.AppNotInstalled,
     "no_auth_found": errors.TokenRevoked,
+    # The server failing, not refusing (RFC 6749 §5.2 server_error/temporarily_unavailable;
+    # Bitrix24's INTERNAL_SERVER_ERROR): the grant is fine, try again later.
+    "internal_server_error": errors.OAuthUnavailable,
+    "server_error": errors.OAuthUnavailable,
+    "temporarily_unavailable": errors.OAuthUnavailable,
 }
 
 
@@ -167,12 +172,13 @@ class OAuthClient:
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise errors.OAuthUnavailable(f"app.info failed: {type(exc).__name__}") from None
-        if not isinstance(body, dict):
-            raise errors.OAuthUnavailable("app.info answered a non-object")
+        if not isinstance(body, dict) or response.status_code >= 500:
+            # A 5xx is the OAuth server failing, whatever error code its body names (F18).
+            raise errors.OAuthUnavailable(f"app.info answered HTTP {response.status_code}")
         if body.get("error") is not None:
             raise _error_for(str(body.get("error")))
         result = body.get("result")
-        if response.status_code >= 500 or not isinstance(result, dict):
+        if not isinstance(result, dict):
             raise errors.OAuthUnavailable(f"app.info answered HTTP {response.status_code}")
         install = result.get("install") or {}
         endpoint = str(install.get("client_endpoint") or "")

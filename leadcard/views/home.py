@@ -23,9 +23,10 @@ def home() -> tuple[str, int]:
     # Status is shown only to a user the OAuth server vouches for on this portal.
     info = lifecycle.verify_token(svc, frame.auth_id, frame.member_id)
     security.set_frame_origin(portal_origin(portal.client_endpoint))
-    if portal.status != ACTIVE and frame.refresh_id and portal.status != "uninstalled":
-        # The stored grant was lost (refresh refused): a verified user opening the app
-        # re-seeds it from their own fresh pair (security.md scenario 7).
+    if (portal.status != ACTIVE and frame.refresh_id and portal.status != "uninstalled"
+            and lifecycle.is_admin(svc, info, frame.auth_id)):
+        # The stored grant was lost (refresh refused): an administrator opening the app
+        # re-seeds it from their own fresh pair (security.md scenario 7, §2.4 (b)).
         svc.store.save_grant(lifecycle.grant_from_frame(svc, frame, info))
         portal = svc.store.get(frame.member_id) or portal
     elif portal.status == "uninstalled":
