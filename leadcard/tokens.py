@@ -332,6 +332,11 @@ class TokenStore:
             current = self._credentials(row)
             if current.version != seen_version and not current.expired():
                 return current
+            if row._mapping["status"] == REAUTH_REQUIRED:
+                # Circuit open (security.md §2.4): this refresh token was already refused
+                # under the lock; spending it again only repeats invalid_grant (and excessive
+                # refreshing gets apps blocked). A re-seed or reinstall (save_grant) closes it.
+                raise errors.TokenRevoked("stored grant awaits re-authorization")
             try:
                 self.refresh_calls += 1
                 grant = refresher(current.refresh_token)

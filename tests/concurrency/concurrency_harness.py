@@ -1,0 +1,493 @@
+"""Harness for the concurrency, load and chaos tests: real OS processes, real HTTP on loopback.
+
+- `Stack`: the simulator (in this process), the app's database, and an in-process app that
+  installs portals through the real flow (install POST + ONAPPINSTALL over HTTP) and lets the
+  test read and decrypt the store. Nothing between the app and the simulator is mocked.
+- `Gunicorn`: the app exactly as production runs it (`gunicorn -c gunicorn.conf.py`,
+  gthread workers), in its own process group; stopped (group SIGTERM, then SIGKILL) in finally.
+- `Driver`: one OS process (`stored_call.py`) that builds the app with `create_app()` and makes
+  one REST call with the portal's *stored* grant, after an optional "go" on stdin so several
+  drivers start their calls at the same instant.
+
+Every loop here is bounded by a deadline; every process started here is killed by process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import requests
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from werkzeug.serving import make_server
+
+from leadcard.devportal import Simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CLIENT_ID = "local.leadcard.concurrency"
+CLIENT_SECRET = "concurrency-client-secret-" + "c" * 24
+
+# Settings the app reads from the environment: never inherited from the developer's shell.
+APP_ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "TOKEN_KEYS", "DB_AUTO_MIGRATE", "B24_OAUTH_URL",
+                "B24_CLIENT_ID", "B24_CLIENT_SECRET", "APP_URL", "SECRET_KEY", "B24_ALLOW_HTTP",
+                "WEB_CONCURRENCY", "GUNICORN_THREADS", "PORT", "HOST", "B24_RATE_PER_SECOND",
+                "B24_RATE_BURST", "VIEW_BUDGET_SECONDS", "GUNICORN_ACCESS_LOG")
+
+# Designed error pages: 5xx the app means to send (security.md §4.2), each with a problem code.
+DESIGNED_5XX = {502, 503, 504}
+PROBLEM = re.compile(r'data-problem="([a-z_]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, message: str,
+               interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for: {message}")
+        time.sleep(interval)
+
+
+def problem_code(body: str) -> str | None:
+    match = PROBLEM.search(body)
+    return match.group(1) if match else None
+
+
+# --- the stack: simulator + database + in-process app ------------------------------------------
+
+
+class Stack:
+    def __init__(self, tmp_path: Path, database_url: str, **extra: str) -> None:
+        self.tmp_path = tmp_path
+        # PostgreSQL sessions of this stack carry a unique application_name, so lock waits can
+        # be counted for this test alone on a server other people use too.
+        self.pg_application_name = f"leadcard_test_{uuid.uuid4().hex[:10]}"
+        if not database_url.startswith("sqlite"):
+            sep = "&" if "?" in database_url else "?"
+            database_url = f"{database_url}{sep}application_name={self.pg_application_name}"
+        self.database_url = database_url
+        self.port = free_port()
+        self.app_url = f"http://127.0.0.1:{self.port}"
+        self.sim = Simulator(app_url=self.app_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+        self.settings: dict[str, str] = {
+            "B24_CLIENT_ID": CLIENT_ID,
+            "B24_CLIENT_SECRET": CLIENT_SECRET,
+            "APP_URL": self.app_url,
+            "SECRET_KEY": "concurrency-secret-key-" + "k" * 24,
+            "B24_ALLOW_HTTP": "1",
+            "DATABASE_URL": database_url,
+            "TOKEN_KEYS": Fernet.generate_key().decode(),
+            "DB_AUTO_MIGRATE": "1",
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+        self.app = None
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+    def start(self) -> "Stack":
+        from app import create_app
+
+        self.sim.start()
+        self.settings["B24_OAUTH_URL"] = self.sim.oauth_url
+        self.app = create_app(self.settings)
+        return self
+
+    def serve(self) -> None:
+        """Serve the in-process app on the app port (werkzeug, threaded)."""
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop_serving(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        self.stop_serving()
+        if self.app is not None:
+            self.svc.engine.dispose()
+        self.sim.stop()
+
+    # the app, as the tests see it
+    @property
+    def svc(self):  # type: ignore[no-untyped-def]
+        return self.app.extensions["leadcard"]
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.svc.store
+
+    def member(self, portal: str) -> str:
+        return self.sim.portals[portal].member_id
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for an app process: this stack's settings, nothing from the shell."""
+        env = {k: v for k, v in os.environ.items() if k not in APP_ENV_KEYS}
+        env.update(self.settings)
+        env["PYTHONPATH"] = str(ROOT)
+        env.update(extra)
+        return env
+
+    def post(self, url: str, form: dict, timeout: float = 30, **kw: Any) -> requests.Response:
+        if not url.startswith("http"):
+            url = self.app_url + url
+        return requests.post(url, data=form, timeout=timeout, allow_redirects=False, **kw)
+
+    def install(self, portal: str) -> None:
+        """The real flow: the installer frame POST, then the simulator delivers ONAPPINSTALL."""
+        url, form = self.sim.install_request(portal, user_id=1)
+        response = self.post(url, form)
+        assert response.status_code == 200, response.text[:500]
+        assert self.sim.finish_install(portal) in (200, 201)
+
+    # stored grant
+    def expire_stored(self, portal: str) -> int:
+        """Expire the stored access token at the simulator and in the row; return its version."""
+        from leadcard.tokens import portals
+
+        member = self.member(portal)
+        creds = self.store.credentials(member)
+        self.sim.expire_access_token(creds.access_token)
+        with self.svc.engine.begin() as conn:
+            conn.execute(portals.update().where(portals.c.member_id == member)
+                         .values(expires_at=time.time() - 600))
+        return creds.version
+
+    def assert_stored_pair_current(self, portal: str):  # type: ignore[no-untyped-def]
+        """The row decrypts to the simulator's newest pair of the stored chain."""
+        creds = self.store.credentials(self.member(portal))
+        world = self.sim.world
+        with world.lock:
+            grant = world.grants_by_refresh.get(creds.refresh_token)
+            assert grant is not None, "stored refresh token unknown to the OAuth server"
+            assert not grant.refresh_used, "stored refresh token was already spent (grant lost)"
+            assert grant.access_token == creds.access_token, "stored access/refresh are not a pair"
+        world.check_access(creds.access_token, portal)  # raises unless REST accepts it
+        return creds
+
+    def token_stats(self) -> dict[str, int]:
+        world = self.sim.world
+        with world.lock:
+            c = world.oauth_counters
+            return {"refresh": int(c["token"].get("refresh_token", 0)),
+                    "rotated": int(c["token_rotated"]), "aborted": int(c["token_aborted"])}
+
+    def placement(self, portal: str, user_id: int, lead_id: int,
+                  session: requests.Session | None = None, expire: bool = False,
+                  timeout: float = 30) -> requests.Response:
+        url, form = self.sim.placement_request(portal, user_id=user_id, lead_id=lead_id)
+        if expire:
+            self.sim.expire_access_token(form["AUTH_ID"])
+        poster = session or requests
+        return poster.post(url, data=form, timeout=timeout, allow_redirects=False)
+
+    def lead_title(self, portal: str, lead_id: int) -> str:
+        with self.sim.world.lock:
+            return str(self.sim.world.portal(portal).leads[lead_id]["TITLE"])
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, database_url: str, **extra: str) -> Iterator[Stack]:
+    """Portals a and b installed through the real flow; the in-process app still serving."""
+    s = Stack(tmp_path, database_url, **extra)
+    try:
+        s.start()
+        s.serve()
+        s.install("a")
+        s.install("b")
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def stack(database_url, tmp_path):
+    with running_stack(tmp_path, database_url) as s:
+        yield s
+
+
+# --- gunicorn -------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ..." — comm may contain spaces; split after the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == pid:
+            out.append(int(entry))
+    return sorted(out)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def pids_connected_to(pids: list[int], port: int) -> list[int]:
+    """Which of `pids` hold an established TCP connection to 127.0.0.1:`port`."""
+    inodes = set()
+    with open("/proc/net/tcp") as fh:
+        next(fh)
+        for line in fh:
+            parts = line.split()
+            remote, state, inode = parts[2], parts[3], parts[9]
+            if state == "01" and int(remote.split(":")[1], 16) == port:
+                inodes.add(inode)
+    found = []
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    found.append(pid)
+                    break
+        except OSError:
+            continue
+    return found
+
+
+class Gunicorn:
+    """`python -m gunicorn -c gunicorn.conf.py` for a stack, on the stack's app port."""
+
+    def __init__(self, stack: Stack, workers: int = 2, threads: int = 4, port: int | None = None,
+                 **extra: str) -> None:
+        """`port` other than the stack's: a second "host" sharing the database (APP_URL is
+        still the stack's: the registered handler URL)."""
+        self.stack = stack
+        port = port or stack.port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = stack.tmp_path / f"gunicorn-{uuid.uuid4().hex[:6]}.log"
+        self.env = stack.env(HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY=str(workers),
+                             GUNICORN_THREADS=str(threads), GUNICORN_GRACEFUL_TIMEOUT="3",
+                             GUNICORN_ACCESS_LOG="-", **extra)
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> "Gunicorn":
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                                     cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+        def healthy() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, \
+                "gunicorn exited during start-up:\n" + self.log()[-3000:]
+            try:
+                ok = requests.get(self.url + "/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+            return ok and len(self.worker_pids()) == self.workers
+
+        wait_until(healthy, timeout, "gunicorn /healthz and all workers up", interval=0.1)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def worker_pids(self) -> list[int]:
+        return _children(self.pid)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            pass
+
+
+@contextlib.contextmanager
+def gunicorns(stack: Stack) -> Iterator[Callable[..., Gunicorn]]:
+    """Start gunicorns for `stack`; on the stack's own port the in-process server stops first."""
+    started: list[Gunicorn] = []
+
+    def start(**kw: Any) -> Gunicorn:
+        if kw.get("port") in (None, stack.port):
+            stack.stop_serving()
+        g = Gunicorn(stack, **kw)
+        started.append(g)
+        return g.start()
+
+    try:
+        yield start
+    finally:
+        for g in started:
+            g.stop()
+
+
+@pytest.fixture
+def gunicorn_factory(stack):
+    with gunicorns(stack) as start:
+        yield start
+
+
+# --- one-call driver processes ----------------------------------------------------------------
+
+
+class Driver:
+    """One OS process running `stored_call.py`: builds the app, makes one stored-grant call."""
+
+    def __init__(self, stack: Stack, member: str, wait_for_go: bool = True,
+                 method: str = "app.info") -> None:
+        self.log_path = stack.tmp_path / f"driver-{uuid.uuid4().hex[:6]}.log"
+        args = [sys.executable, str(HERE / "stored_call.py"), member, "--method", method]
+        if wait_for_go:
+            args.append("--wait-for-go")
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=stack.env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=log, text=True,
+                                     start_new_session=True)
+        log.close()
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                self._lines.put(json.loads(line))
+        self._lines.put({"event": "eof"})
+
+    def expect(self, event: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"driver {self.proc.pid}: no {event!r} within {timeout}s; "
+                                     f"stderr:\n{self.stderr()[-2000:]}")
+            try:
+                msg = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg.get("event") == event:
+                return msg
+            if msg.get("event") == "eof":
+                raise AssertionError(f"driver {self.proc.pid} ended before {event!r}; "
+                                     f"stderr:\n{self.stderr()[-2000:]}")
+
+    def has_output(self) -> bool:
+        return not self._lines.empty()
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stderr(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+
+
+@pytest.fixture
+def drivers():
+    started: list[Driver] = []
+
+    def start(stack: Stack, member: str, **kw: Any) -> Driver:
+        d = Driver(stack, member, **kw)
+        started.append(d)
+        return d
+
+    try:
+        yield start
+    finally:
+        for d in started:
+            d.close()
+
+
+def pg_backends_waiting_on_lock(stack: Stack) -> int:
+    """How many of this stack's app sessions wait on a lock right now (PostgreSQL only)."""
+    from leadcard.config import normalise_database_url
+
+    url = normalise_database_url(stack.database_url).replace(
+        stack.pg_application_name, stack.pg_application_name + "_probe")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %(name)s "
+                "AND wait_event_type = 'Lock'", {"name": stack.pg_application_name}
+            ).scalar_one())
+    finally:
+        engine.dispose()

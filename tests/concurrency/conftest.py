@@ -1,0 +1,3 @@
+"""Fixtures for tests/concurrency; the machinery lives in `concurrency_harness.py`."""
+
+from concurrency_harness import drivers, gunicorn_factory, stack  # noqa: F401 - pytest fixtures

@@ -1,0 +1,63 @@
+"""One OS process, one REST call with a portal's *stored* grant (what `portals check` does).
+
+    python tests/concurrency/stored_call.py MEMBER_ID [--method app.info] [--wait-for-go]
+
+Builds the app with `create_app()` from the environment, prints a JSON "ready" line (with
+the stored version it read and whether that token is expired), optionally waits for a line on
+stdin so several processes start their calls at the same instant, then calls
+`portal_api.call(MEMBER_ID, method)` and prints a JSON "done" line: outcome, error code,
+how many refreshes this process sent to the OAuth server, and the version it ended with.
+Never prints a token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("member_id")
+    ap.add_argument("--method", default="app.info")
+    ap.add_argument("--wait-for-go", action="store_true")
+    args = ap.parse_args()
+
+    from app import create_app
+    from leadcard import errors
+    from leadcard.bitrix import Deadline
+
+    app = create_app()
+    svc = app.extensions["leadcard"]
+    creds = svc.store.credentials(args.member_id)
+    emit({"event": "ready", "pid": os.getpid(), "seen_version": creds.version,
+          "expired": creds.expired(leeway=30)})
+    if args.wait_for_go:
+        if not sys.stdin.readline():
+            return 2
+    started = time.monotonic()
+    out: dict = {"event": "done", "pid": os.getpid()}
+    try:
+        result = svc.portal_api.call(args.member_id, args.method, {}, deadline=Deadline.after(20))
+        out.update(ok=True, result_type=type(result).__name__)
+    except errors.LeadCardError as exc:
+        out.update(ok=False, code=exc.code)
+    out["elapsed"] = round(time.monotonic() - started, 3)
+    out["oauth_refresh_calls"] = svc.oauth.calls["refresh_token"]
+    out["store_refresh_calls"] = svc.store.refresh_calls
+    out["version_after"] = svc.store.get(args.member_id).token_version
+    emit(out)
+    svc.engine.dispose()
+    return 0
+
+
+def emit(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
