@@ -18,7 +18,7 @@ from .bitrix import Deadline
 from .oauth import AppInfo, Grant
 from .payloads import LEAD_TAB, Event, FrameContext
 from .services import Services
-from .tokens import UNINSTALLED, Portal
+from .tokens import ACTIVE, UNINSTALLED, Portal
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,17 @@ def _int(value: object, default: int) -> int:
 
 
 def _still_installed(svc: Services, member_id: str) -> bool:
-    """Does the OAuth server still accept our stored grant for this portal?"""
+    """Should an ONAPPUNINSTALL with a matching application_token be disbelieved?
+
+    True when the OAuth server still accepts our stored grant — or when it cannot be asked
+    (it is down, or our grant is already refused and awaits re-authorization): the
+    application_token alone is visible to every portal user, so an unconfirmed uninstall
+    keeps the portal. A genuine uninstall in that state costs only a stale row (Bitrix24
+    has already removed the tab); a forged one would break every user's card.
+    """
+    portal = svc.store.get(member_id)
+    if portal is None or portal.status != ACTIVE:
+        return portal is not None
     try:
         creds = svc.store.credentials(member_id)
         if creds.expired(leeway=30):
@@ -253,7 +263,6 @@ def _still_installed(svc: Services, member_id: str) -> bool:
     except (errors.TokenRevoked, errors.AppNotInstalled, errors.NotInstalled,
             errors.PaymentRequired, errors.OAuthRejected):
         return False
-    except errors.OAuthUnavailable:
-        # Cannot ask; the matching application_token is the evidence we have.
-        return False
+    except (errors.OAuthUnavailable, errors.Busy):
+        return True
     return info.installed and info.member_id == member_id

@@ -128,3 +128,19 @@ def test_insider_uninstall_with_copied_token_is_not_believed(sim, live_app, inst
     response = live_app.post("/events", sim.onappuninstall_form("a"))
     assert response.status_code == 200
     assert live_app.services.store.get(installed.member_id).status == ACTIVE
+
+
+def test_unconfirmable_uninstall_keeps_the_portal(sim, live_app, installed):
+    """OAuth server down, or our grant already refused: a matching application_token alone
+    (visible to every portal user) does not remove the portal."""
+    from leadcard.tokens import REAUTH_REQUIRED
+
+    store = live_app.services.store
+    sim.inject_error("oauth", "app.info", "INTERNAL_SERVER_ERROR", status=500, count=None)
+    assert live_app.post("/events", sim.onappuninstall_form("a")).status_code == 200
+    assert store.get(installed.member_id).status == ACTIVE
+    sim.clear_faults()
+    store.mark(installed.member_id, REAUTH_REQUIRED, "token_revoked")
+    assert live_app.post("/events", sim.onappuninstall_form("a")).status_code == 200
+    portal = store.get(installed.member_id)
+    assert portal.status == REAUTH_REQUIRED and portal.has_tokens
