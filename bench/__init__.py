@@ -1,0 +1,1 @@
+"""Benchmarks of Lead Card against the local Bitrix24 simulator (`python -m bench.run`)."""
