@@ -21,6 +21,9 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 # The access log line never includes the query string's secrets: Bitrix24 puts only
 # DOMAIN/PROTOCOL/LANG/APP_SID in the query; tokens travel in the POST body.
+# gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): several
+# servers on one machine (demo, tests, benchmark) would remove each other's. Not used here.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

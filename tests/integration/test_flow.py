@@ -144,3 +144,30 @@ def test_unconfirmable_uninstall_keeps_the_portal(sim, live_app, installed):
     assert live_app.post("/events", sim.onappuninstall_form("a")).status_code == 200
     portal = store.get(installed.member_id)
     assert portal.status == REAUTH_REQUIRED and portal.has_tokens
+
+
+def test_views_are_not_stalled_by_a_slow_refresh(sim, live_app, installed):
+    """A refresh holds the token row's lock during the OAuth call (on SQLite, the file's
+    write lock); card views of other users must not wait behind it."""
+    import threading
+
+    from leadcard.bitrix import Deadline
+
+    lead = sim.sample_lead("a", "minimal")
+    assert placement(sim, live_app, lead["ID"]).status_code == 200  # warm the cache
+    store = live_app.services.store
+    creds = store.credentials(installed.member_id)
+    sim.knobs(oauth_latency=2.0)
+    refresher = threading.Thread(
+        target=lambda: live_app.services.portal_api.renew(installed.member_id, creds.version))
+    refresher.start()
+    try:
+        time.sleep(0.3)  # the refresher now holds the lock and waits on the OAuth server
+        assert refresher.is_alive()
+        response = placement(sim, live_app, lead["ID"])
+        assert response.status_code == 200
+        assert refresher.is_alive(), "the view waited for the refresh to finish"
+    finally:
+        refresher.join(timeout=10)
+        sim.knobs(oauth_latency=0.0)
+    assert store.credentials(installed.member_id).version == creds.version + 1
