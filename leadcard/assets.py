@@ -2,7 +2,9 @@
 
 ``static/vendor/b24jssdk-2.2.0.min.js`` is ``dist/umd/index.min.js`` from the
 npm tarball of ``@bitrix24/b24jssdk@2.2.0`` (global ``B24Js``), copied by
-``scripts/vendor_js.sh``. The hash below is checked by
+``scripts/vendor_js.sh``, minus its last line ``//# sourceMappingURL=index.min.js.map``
+(the map is not vendored, so DevTools would log a 404 for it inside every card). The hash
+below is checked by
 ``tests/unit/test_assets.py`` and emitted as ``integrity=`` on the script tag.
 """
 
@@ -16,7 +18,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 B24JSSDK_VERSION = "2.2.0"
 B24JSSDK_FILE = f"vendor/b24jssdk-{B24JSSDK_VERSION}.min.js"  # relative to static/
-B24JSSDK_INTEGRITY = "sha384-QFkkSEFRZAveAJ3+YS9+2cH6Rh+CTaU+zTRZYu7jiTHhalF2T/EbLm623tOIBgV9"
+B24JSSDK_INTEGRITY = "sha384-/Q8i5+LfLXFp2Cx+rORJzFuM4iH9TRpNd5C0MXKayiz+zeeoTdZbPhlS10b830O6"
 
 
 def sri_sha384(path: Path) -> str:

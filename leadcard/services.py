@@ -74,7 +74,11 @@ def build_services(settings: Settings) -> Services:
         bucket_engine = _bucket_engine(settings.database_url)
         bucket = SqlBucket(bucket_engine, rate=settings.rate_per_second,
                            burst=int(settings.rate_burst))
-        bucket.table.create(bucket_engine, checkfirst=True)
+        # Every worker does this at boot, on a fresh file at the same moment: take the write
+        # lock first so the others wait, then find the table (a plain check-then-create in
+        # WAL mode fails at once with "database is locked" and the worker never boots).
+        with db.write_transaction(bucket_engine) as conn:
+            bucket.table.create(conn, checkfirst=True)
     else:
         bucket = SqlBucket(
             engine, metadata=db.metadata, rate=settings.rate_per_second, burst=int(settings.rate_burst)

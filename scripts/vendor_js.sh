@@ -45,7 +45,9 @@ tarball="$(ls "$work"/*.tgz)"
 tar -xzf "$tarball" -C "$work" package/dist/umd/index.min.js
 
 mkdir -p "$(dirname "$TARGET")"
-cp "$work/package/dist/umd/index.min.js" "$TARGET"
+# Drop the trailing `//# sourceMappingURL=index.min.js.map`: the map is not vendored, and
+# DevTools would log a 404 for it inside every card (see leadcard/assets.py).
+sed '/^\/\/# sourceMappingURL=/d' "$work/package/dist/umd/index.min.js" > "$TARGET"
 
 echo "vendored $PACKAGE@$VERSION -> ${TARGET#"$ROOT"/}"
 echo "integrity: $(sri "$TARGET")"

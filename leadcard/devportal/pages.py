@@ -60,6 +60,7 @@ def _layout(world: World, p: Portal, user_id: int, lang: str, title: str, body: 
 <html lang="{h(lang)}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{h(title)} — {h(p.title)}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/_devportal/static/portal.css">
 </head><body data-portal="{h(p.name)}" data-user="{user_id}"{' class="bare"' if bare else ''}>
 <header class="topbar">
@@ -83,7 +84,8 @@ def _layout(world: World, p: Portal, user_id: int, lang: str, title: str, body: 
 
 def message_page(p: Portal, title: str, text: str, status: int = 200) -> Response:
     html = (f'<!doctype html><html><head><meta charset="utf-8"><title>{h(title)}</title>'
-            f'<link rel="stylesheet" href="/_devportal/static/portal.css"></head><body>'
+            f'<link rel="icon" href="data:,"><link rel="stylesheet" href="/_devportal/static/portal.css">'
+            f'</head><body>'
             f'<main class="solo"><div class="card"><h1>{h(title)}</h1><p>{h(text)}</p>'
             f'<p><a href="/">{h(p.title)}</a></p></div></main></body></html>')
     return Response(html, status=status, mimetype="text/html")

@@ -1,0 +1,54 @@
+"""Test 7: the card follows the viewer's Bitrix24 LANG.
+
+Lead 101 is opened with LANG en, ru, de, es, ``la`` (Bitrix24's id for Spanish) and
+``ua`` (Ukrainian: no catalog, so English texts).  Section labels must be the msgstr of
+our own catalogs (read from translations/<lang>/LC_MESSAGES/messages.po here, not from
+the app), ``<html lang>`` names the text language, and money and dates use the
+language's conventions — for ``ua`` the Ukrainian ones under English texts, as
+leadcard/i18n.py documents (format locale ≠ catalog).  Expected formats are written out
+below, not computed with the app's code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from browser_helpers import expected, open_lead_tab
+
+# LANG → (catalog, amount of lead 101 = 48 500.00 EUR, its BIRTHDATE 1986-03-14)
+CASES = {
+    "en": ("en", "€48,500.00", "Mar 14, 1986"),
+    "ru": ("ru", "48 500,00 €", "14 мар. 1986 г."),
+    "de": ("de", "48.500,00 €", "14.03.1986"),
+    "es": ("es", "48.500,00 €", "14 mar 1986"),
+    "la": ("es", "48.500,00 €", "14 mar 1986"),
+    "ua": ("en", "48 500,00 EUR", "14 бер. 1986 р."),
+}
+
+
+def _norm(text: str) -> str:
+    # NBSP / narrow NBSP in formatted numbers and dates are spaces to a reader
+    return " ".join(text.replace("\u00a0", " ").replace("\u202f", " ").split())
+
+
+@pytest.mark.parametrize("lang", list(CASES))
+def test_card_in_viewer_language(sim, installed, page, watch, lang):
+    ui, amount, birthdate = CASES[lang]
+    locator, frame = open_lead_tab(page, installed, 101, lang=lang)
+
+    assert frame.evaluate("document.documentElement.lang") == ui
+    titles = [_norm(t) for t in locator.locator(".lc-section__title").all_inner_texts()]
+    assert expected(ui, "Contact person") in titles
+    assert expected(ui, "Deal value") in titles
+    assert expected(ui, "Responsible and history") in titles
+    summary = _norm(locator.locator("details.lc-all summary").inner_text())
+    assert expected(ui, "Show all fields") in summary
+    labels = [_norm(t) for t in locator.locator(".lc-field__label").all_inner_texts()]
+    assert expected(ui, "Date of birth") in labels
+    if ui != "en":   # no English section title left over
+        assert "Contact person" not in titles and "Deal value" not in titles
+
+    assert _norm(locator.locator(".lc-header .lc-amount").inner_text()).endswith(amount)
+    birth = locator.locator("[data-field=BIRTHDATE] .lc-field__value")
+    assert _norm(birth.inner_text()) == birthdate
+    watch.assert_clean()
