@@ -215,9 +215,9 @@ def marketplace_page(world: World, p: Portal, user_id: int, lang: str) -> Respon
     admin = p.is_admin(user_id)
     app = world.app
     if p.installed:
-        actions = (f'<button class="btn" data-action="open-app">Open app</button> '
-                   + (f'<label class="clean"><input type="checkbox" id="clean-data"> delete app settings and data</label> '
-                      f'<button class="btn danger" data-action="uninstall">Uninstall app</button>' if admin else ""))
+        actions = ('<button class="btn" data-action="open-app">Open app</button> '
+                   + ('<label class="clean"><input type="checkbox" id="clean-data"> delete app settings and data</label> '
+                      '<button class="btn danger" data-action="uninstall">Uninstall app</button>' if admin else ""))
     else:
         actions = ('<button class="btn primary" data-action="install">Install app</button>' if admin else
                    '<p class="muted">The application is not fully installed yet. '

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import sqlalchemy as sa
 
 from leadcard.tokens import ACTIVE, UNINSTALLED
 
@@ -151,7 +150,6 @@ def test_views_are_not_stalled_by_a_slow_refresh(sim, live_app, installed):
     write lock); card views of other users must not wait behind it."""
     import threading
 
-    from leadcard.bitrix import Deadline
 
     lead = sim.sample_lead("a", "minimal")
     assert placement(sim, live_app, lead["ID"]).status_code == 200  # warm the cache

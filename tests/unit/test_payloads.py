@@ -1,6 +1,5 @@
 """Parsing of what Bitrix24 POSTs: real payloads accepted, malformed ones refused."""
 
-import json
 
 import pytest
 from hypothesis import given, strategies as st
