@@ -72,10 +72,15 @@ def require_admin(svc: Services, info: AppInfo, access_token: str) -> None:
 
 
 def grant_from_frame(svc: Services, frame: FrameContext, info: AppInfo) -> Grant:
+    return vouched_grant(svc, info, frame.auth_id, frame.refresh_id, frame.auth_expires)
+
+
+def vouched_grant(svc: Services, info: AppInfo, access: str, refresh: str, expires_in: float) -> Grant:
+    """A grant whose portal identity comes from the OAuth server's answer (`info`) only."""
     return Grant(
-        access_token=frame.auth_id,
-        refresh_token=frame.refresh_id,
-        expires_at=time.time() + frame.auth_expires,
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=time.time() + expires_in,
         member_id=info.member_id,
         client_endpoint=info.client_endpoint,
         server_endpoint=svc.settings.oauth_rest_url,
@@ -207,18 +212,7 @@ def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
             return "ignored: no grant"
         svc.store.set_application_token(event.member_id, event.application_token)
         return "application_token stored"
-    expires_in = _int(auth.get("expires_in"), 3600)
-    grant = Grant(
-        access_token=access,
-        refresh_token=refresh,
-        expires_at=time.time() + expires_in,
-        member_id=info.member_id,
-        client_endpoint=info.client_endpoint,
-        server_endpoint=svc.settings.oauth_rest_url,
-        scope=info.scope,
-        status=info.status,
-        user_id=info.user_id,
-    )
+    grant = vouched_grant(svc, info, access, refresh, _int(auth.get("expires_in"), 3600))
     svc.store.save_grant(
         grant,
         installed_by=info.user_id,

@@ -457,36 +457,23 @@ class TokenStore:
 
     def rotate_keys(self) -> int:
         """Re-encrypt every stored secret under the newest key; return rows changed."""
-        changed = 0
-        columns = ("access_token", "refresh_token", "application_token")
         with self._writing() as conn:
-            for row in conn.execute(sa.select(portals).with_for_update()).all():
-                m = row._mapping
-                updates = {
-                    c: self._keys.rotate(m[c])
-                    for c in columns
-                    if m[c] and self._keys.needs_rotation(m[c])
-                }
-                if updates:
-                    conn.execute(
-                        portals.update()
-                        .where(portals.c.member_id == m["member_id"])
-                        .values(**updates)
-                    )
-                    changed += 1
-            for row in conn.execute(sa.select(viewer_renewals).with_for_update()).all():
-                m = row._mapping
-                updates = {
-                    c: self._keys.rotate(m[c])
-                    for c in ("access_token", "refresh_token")
-                    if m[c] and self._keys.needs_rotation(m[c])
-                }
-                if updates:
-                    conn.execute(
-                        viewer_renewals.update()
-                        .where(viewer_renewals.c.refresh_hash == m["refresh_hash"])
-                        .values(**updates)
-                    )
+            changed = self._rotate_table(conn, portals, portals.c.member_id,
+                                         ("access_token", "refresh_token", "application_token"))
+            self._rotate_table(conn, viewer_renewals, viewer_renewals.c.refresh_hash,
+                               ("access_token", "refresh_token"))
+        return changed
+
+    def _rotate_table(self, conn: Connection, table: sa.Table, key: sa.Column,
+                      columns: tuple[str, ...]) -> int:
+        changed = 0
+        for row in conn.execute(sa.select(table).with_for_update()).all():
+            m = row._mapping
+            updates = {c: self._keys.rotate(m[c]) for c in columns
+                       if m[c] and self._keys.needs_rotation(m[c])}
+            if updates:
+                conn.execute(table.update().where(key == m[key.name]).values(**updates))
+                changed += 1
         return changed
 
     # --- internals ------------------------------------------------------------------
