@@ -186,10 +186,13 @@ def test_sqlite_file_locked_exclusively_during_traffic(tmp_path):
 
         slowest = _assert_only_designed_answers(traffic)
         assert slowest < hold + VIEW_BUDGET, summary
-        # The lock really got in the way: requests started under it waited it out (or got 503).
-        hit = [v for v in traffic.views
-               if locked_at <= v[0] < released_at - 1.0 and (v[1] >= released_at - 0.2 or not v[4])]
-        assert hit, f"no request was held up by the exclusive lock: {summary}"
+        # A card view only reads the main file (the rate-limit bucket has a file of its own,
+        # leadcard/services.py), and WAL readers don't wait for a writer: views started under
+        # the lock render cards and finish while it is still held.
+        under = [v for v in traffic.views if locked_at <= v[0] < released_at - 1.0]
+        assert under and all(v[4] for v in under), f"views failed under the lock: {summary}"
+        assert any(v[1] < released_at - 0.5 for v in under), \
+            f"views waited for the writer's lock to go: {summary}"
         after = [v for v in traffic.views if v[0] >= released_at + 1.0]
         assert len(after) >= 10 and all(v[4] for v in after), f"no recovery: {summary}"
         assert sorted(g.worker_pids()) == sorted(workers)
