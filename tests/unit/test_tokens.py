@@ -220,3 +220,30 @@ def test_start_up_refuses_an_unmigrated_database(database_url):
         db.ensure_schema(engine, auto_migrate=False)
     finally:
         engine.dispose()
+
+
+def test_a_refresh_waiting_too_long_for_the_lock_is_busy(store, engine, monkeypatch):
+    """A lock held past LOCK_WAIT_SECONDS answers Busy (a designed 503), not a hang."""
+    monkeypatch.setattr(db, "LOCK_WAIT_SECONDS", 1)
+    short = db.make_engine(str(engine.url.render_as_string(hide_password=False)))
+    waiting = TokenStore(short, store._keys, "test-secret")  # noqa: SLF001 - same key ring
+    store.save_grant(grant(1, expires_in=-10))
+    seen = store.credentials(MEMBER).version
+    holder_started, release = threading.Event(), threading.Event()
+
+    def slow_refresher(rt):
+        holder_started.set()
+        release.wait(10)
+        return grant(2)
+
+    holder = threading.Thread(target=lambda: store.refresh(MEMBER, seen, slow_refresher))
+    holder.start()
+    try:
+        assert holder_started.wait(10)
+        with pytest.raises(errors.Busy):
+            waiting.refresh(MEMBER, seen, lambda rt: pytest.fail("must not spend"))
+    finally:
+        release.set()
+        holder.join(10)
+        short.dispose()
+    assert store.credentials(MEMBER).access_token == grant(2).access_token
