@@ -29,6 +29,7 @@ Backend errors (``sqlalchemy.exc.*``, ``redis.RedisError``) propagate unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -207,6 +208,11 @@ class SqlBucket(Bucket):
             raise ValueError(f"SqlBucket supports sqlite and postgresql, not {dialect}")
         self._is_postgres = dialect == "postgresql"
         self._clock = clock
+        # SQLite has one write lock per file, and a writer that finds it taken sleeps in
+        # SQLite's busy handler (1, 2, 5 … 100 ms steps): with many threads of one worker
+        # contending, views picked up tails of hundreds of ms (bench/run.py p95). Threads of
+        # one process therefore queue on a Python lock first; only processes meet in SQLite.
+        self._serial = threading.Lock() if not self._is_postgres else contextlib.nullcontext()
 
     def _now(self, conn: sa.Connection) -> int:
         """Current time in epoch microseconds, read after the row lock is held."""
@@ -223,7 +229,7 @@ class SqlBucket(Bucket):
         """Reserve a slot on ``key`` in one short transaction."""
         max_wait_us = _us(_check_max_wait(max_wait))
         t = self.table
-        with self._engine.connect() as conn:
+        with self._serial, self._engine.connect() as conn:
             if self._is_postgres:
                 conn = conn.execution_options(isolation_level="READ COMMITTED")
             with conn.begin():
