@@ -36,11 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.start()
     env = dict(
         os.environ,
-        B24_CLIENT_ID=CLIENT_ID,
-        B24_CLIENT_SECRET=CLIENT_SECRET,
-        APP_URL=app_url,
-        B24_OAUTH_URL=sim.oauth_url,
-        B24_ALLOW_HTTP="1",
+        **sim.app_settings(),
         SECRET_KEY=os.environ.get("SECRET_KEY", "demo-secret-key-change-me-in-production"),
         HOST="127.0.0.1",
         PORT=str(args.port),

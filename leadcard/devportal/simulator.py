@@ -126,6 +126,17 @@ class Simulator:
     def token_url(self) -> str:
         return f"{self.world.oauth_url}/oauth/token/"
 
+    def app_settings(self) -> dict[str, str]:
+        """The Lead Card settings that point the app at this simulator (its registration,
+        its OAuth server, plain http on loopback). Callers add SECRET_KEY, storage, etc."""
+        return {
+            "B24_CLIENT_ID": self.app.client_id,
+            "B24_CLIENT_SECRET": self.app.client_secret,
+            "APP_URL": self.app.app_url.rstrip("/"),
+            "B24_OAUTH_URL": self.oauth_url,
+            "B24_ALLOW_HTTP": "1",
+        }
+
     def describe(self) -> dict:
         """What ``GET /_sim/portals`` returns."""
         out = {"oauth_url": self.oauth_url, "server_endpoint": self.server_endpoint,

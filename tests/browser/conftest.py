@@ -78,11 +78,7 @@ def app_server(sim, app_port, tmp_path_factory):
     url = f"http://127.0.0.1:{app_port}"
     env = dict(
         os.environ,
-        B24_CLIENT_ID=CLIENT_ID,
-        B24_CLIENT_SECRET=CLIENT_SECRET,
-        APP_URL=url,
-        B24_OAUTH_URL=sim.oauth_url,
-        B24_ALLOW_HTTP="1",
+        **sim.app_settings(),
         SECRET_KEY="browser-suite-secret-key-" + "k" * 24,
         DATABASE_URL=f"sqlite:///{tmp}/leadcard.sqlite3",
         TOKEN_KEYS=Fernet.generate_key().decode(),

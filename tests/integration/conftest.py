@@ -59,12 +59,8 @@ def sim(app_port):
 
 def app_settings(sim, app_port, tmp_path, **extra) -> dict:
     return {
-        "B24_CLIENT_ID": CLIENT_ID,
-        "B24_CLIENT_SECRET": CLIENT_SECRET,
-        "APP_URL": f"http://127.0.0.1:{app_port}",
+        **sim.app_settings(),
         "SECRET_KEY": "integration-secret-key-" + "k" * 20,
-        "B24_OAUTH_URL": sim.oauth_url,
-        "B24_ALLOW_HTTP": "1",
         "DATABASE_URL": f"sqlite:///{tmp_path}/leadcard.sqlite3",
         "TOKEN_KEYS": Fernet.generate_key().decode(),
         **extra,
