@@ -154,7 +154,7 @@ TEXTS = {
 }
 
 # Internal signals that may escape to the edge: show them as their user-facing cousin.
-ALIASES = {"expired_token": "session_expired", "invalid_token": "session_expired",
+ALIASES = {"expired_token": "session_expired", "invalid_token": "not_verified",
            "portal_redirect": "portal_moved"}
 
 

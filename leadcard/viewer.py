@@ -66,7 +66,9 @@ def open_lead(svc: Services, req: PlacementRequest) -> LeadView:
                 raise errors.SessionExpired("viewer token expired") from None
             token = _renew_viewer(svc, portal.member_id, frame.refresh_id)
         except errors.InvalidToken:
-            raise errors.SessionExpired("Bitrix24 rejected the viewer token") from None
+            # Not expired but unknown to Bitrix24 (forged, or from another portal): the
+            # "couldn't verify your session" card, 401 (security.md F7).
+            raise
         except PortalRedirect:
             if attempt == 2:
                 raise errors.PortalMoved("portal redirected twice") from None

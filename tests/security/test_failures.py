@@ -195,7 +195,7 @@ def test_invalid_viewer_token_is_401_card(sim, live_app, installed, how):
         sim.inject_error("a", "*", "invalid_token", count=None)
     before_tokens = dict(sim.stats()["token_calls"])
     response = placement(sim, live_app, 101, **overrides)
-    assert_designed_page(live_app, response, "session_expired", 401)
+    assert_designed_page(live_app, response, "not_verified", 401)  # security.md F7
     assert sim.stats()["token_calls"] == before_tokens  # nothing renewed
 
 

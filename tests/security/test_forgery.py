@@ -90,7 +90,7 @@ def test_forged_placement_with_victim_domain_and_garbage_token(sim, live_app, in
     mark = egress.mark()
     response = placement(sim, live_app, 101, AUTH_ID=secrets.token_hex(35),
                          REFRESH_ID=secrets.token_hex(35))
-    assert_designed_page(live_app, response, "session_expired", 401)
+    assert_designed_page(live_app, response, "not_verified", 401)
     assert snapshot(live_app.services.engine) == before_db
     assert sim.stats()["token_calls"] == before_tokens
     sent = egress.sent_anywhere_but(set(), mark)
