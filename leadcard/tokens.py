@@ -189,6 +189,24 @@ class TokenStore:
             ).first()
         return _as_portal(row) if row else None
 
+    def get_for_request(self, member_id: str, application_token: str) -> tuple[Portal | None, bool]:
+        """One read for the hot path: the stored portal, and whether a posted
+        `application_token` agrees with the stored one (constant time). Nothing posted or
+        nothing stored counts as agreeing: older portals don't post it (protocol.md a.2)."""
+        with self._reading() as conn:
+            row = conn.execute(
+                sa.select(portals).where(portals.c.member_id == member_id)
+            ).first()
+        if row is None:
+            return None, True
+        stored = row._mapping["application_token"]
+        agrees = True
+        if application_token and stored:
+            agrees = hmac.compare_digest(
+                self._keys.decrypt(stored).encode(), application_token.encode()
+            )
+        return _as_portal(row), agrees
+
     def list(self) -> list[Portal]:
         with self._reading() as conn:
             rows = conn.execute(sa.select(portals).order_by(portals.c.domain)).all()

@@ -247,3 +247,14 @@ def test_a_refresh_waiting_too_long_for_the_lock_is_busy(store, engine, monkeypa
         holder.join(10)
         short.dispose()
     assert store.credentials(MEMBER).access_token == grant(2).access_token
+
+
+def test_get_for_request_checks_the_posted_application_token(store):
+    assert store.get_for_request(MEMBER, "x" * 32) == (None, True)
+    store.save_grant(grant(1))  # no application_token stored yet
+    portal, agrees = store.get_for_request(MEMBER, "anything-" + "x" * 20)
+    assert portal.member_id == MEMBER and agrees
+    store.set_application_token(MEMBER, "a" * 32)
+    assert store.get_for_request(MEMBER, "a" * 32)[1] is True
+    assert store.get_for_request(MEMBER, "b" * 32)[1] is False
+    assert store.get_for_request(MEMBER, "")[1] is True  # older portals post none
