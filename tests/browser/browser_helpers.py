@@ -132,7 +132,10 @@ def _attach(page, watch: Watch, app_url: str | None) -> None:
     page.on("response", lambda r: watch.bad_responses.append((r.status, r.url)) if r.status >= 400 else None)
 
     def on_failed(req):
-        if _loopback(req.url):
+        # net::ERR_ABORTED is the browser cancelling a request because the page or frame
+        # navigated on (a test opening the next lead while a lazy avatar still loads);
+        # every other failure counts.
+        if _loopback(req.url) and req.failure != "net::ERR_ABORTED":
             watch.failed_requests.append((req.url, req.failure))
 
     page.on("requestfailed", on_failed)
