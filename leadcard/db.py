@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -81,15 +83,34 @@ def _install_sqlite_transactions(engine: Engine) -> None:
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _enable_wal(cursor) -> None:  # type: ignore[no-untyped-def]
+    """Switch a SQLite file to WAL, retrying while another connection holds it.
+
+    The switch needs the file to itself and SQLite answers "database is locked" at once
+    instead of waiting (the busy handler does not apply). Two gunicorn workers opening a
+    fresh file at boot hit exactly that and one failed to boot (bench/run.py, 2026-11-28);
+    once the file is in WAL the pragma is a no-op.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 @contextmanager
