@@ -140,7 +140,7 @@ class Deadline:
 
 
 class RestClient:
-    """Calls Bitrix24 REST methods; counts what it sends (tests and the benchmark read it)."""
+    """Calls Bitrix24 REST methods for any portal, through the shared bucket."""
 
     def __init__(
         self,
@@ -156,7 +156,6 @@ class RestClient:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._schemes = ("https", "http") if allow_http else ("https",)
-        self.requests_sent = 0
 
     def call(
         self,
@@ -256,7 +255,6 @@ class RestClient:
         if remaining <= 0.05:
             raise errors.PortalTimeout("no time left in the budget")
         timeout = (min(self._connect_timeout, remaining), min(self._read_timeout, remaining))
-        self.requests_sent += 1
         try:
             response = self._sessions.get().post(
                 url,

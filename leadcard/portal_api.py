@@ -68,10 +68,18 @@ class PortalApi:
             return send(self._follow_move(creds))
 
     def _follow_move(self, creds: Credentials) -> Credentials:
-        """The portal moved: ask the OAuth server (never `Location`) where it lives now."""
-        info = self._oauth.app_info(creds.access_token)
-        if info.member_id != creds.member_id or info.client_endpoint == creds.client_endpoint:
-            raise errors.PortalMoved("OAuth server did not confirm a new address")
-        log.warning("portal %s moved to %s", creds.member_id, portal_domain(info.client_endpoint))
-        self._store.update_endpoint(creds.member_id, info.client_endpoint, info.domain)
+        confirm_move(self._store, self._oauth, creds.member_id, creds.client_endpoint,
+                     creds.access_token)
         return self._store.credentials(creds.member_id)
+
+
+def confirm_move(store: TokenStore, oauth: OAuthClient, member_id: str, old_endpoint: str,
+                 access_token: str) -> str:
+    """The portal answered a redirect: ask the OAuth server (never `Location`) where it lives
+    now, store the new endpoint and return it (security.md R17; change-domen.md)."""
+    info = oauth.app_info(access_token)
+    if info.member_id != member_id or info.client_endpoint == old_endpoint:
+        raise errors.PortalMoved("OAuth server did not confirm a new address")
+    log.warning("portal %s moved to %s", member_id, portal_domain(info.client_endpoint))
+    store.update_endpoint(member_id, info.client_endpoint, info.domain)
+    return info.client_endpoint

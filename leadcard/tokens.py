@@ -559,8 +559,19 @@ def _is_lock_timeout(exc: OperationalError) -> bool:
     return "locked" in text or "lock timeout" in text or "lock_timeout" in text
 
 
+def _database_error(exc: BaseException | None) -> errors.LeadCardError | None:
+    """Our error for a database failure: Busy for a lock wait, DatabaseUnavailable else."""
+    if isinstance(exc, OperationalError):
+        if _is_lock_timeout(exc):
+            return errors.Busy("database locked")
+        return errors.DatabaseUnavailable(type(exc).__name__)
+    if isinstance(exc, sa.exc.TimeoutError):
+        return errors.DatabaseUnavailable("pool timeout")
+    return None
+
+
 class _guarded:
-    """Context manager that turns 'database unreachable' into DatabaseUnavailable."""
+    """Context manager that turns database failures into the error family."""
 
     def __init__(self, cm) -> None:  # type: ignore[no-untyped-def]
         self._cm = cm
@@ -568,24 +579,17 @@ class _guarded:
     def __enter__(self) -> Connection:
         try:
             return self._cm.__enter__()
-        except OperationalError as exc:
-            if _is_lock_timeout(exc):
-                raise errors.Busy("database locked") from None
-            raise errors.DatabaseUnavailable(type(exc).__name__) from None
-        except sa.exc.TimeoutError:
-            raise errors.DatabaseUnavailable("pool timeout") from None
+        except (OperationalError, sa.exc.TimeoutError) as exc:
+            raise _database_error(exc) from None  # type: ignore[misc]
 
     def __exit__(self, exc_type, exc, tb) -> bool | None:  # type: ignore[no-untyped-def]
         try:
             suppressed = self._cm.__exit__(exc_type, exc, tb)
         except OperationalError as inner:
             raise errors.DatabaseUnavailable(type(inner).__name__) from None
-        if isinstance(exc, OperationalError):
-            if _is_lock_timeout(exc):
-                raise errors.Busy("database locked") from None
-            raise errors.DatabaseUnavailable(type(exc).__name__) from None
-        if isinstance(exc, sa.exc.TimeoutError):
-            raise errors.DatabaseUnavailable("pool timeout") from None
+        mapped = _database_error(exc)
+        if mapped is not None:
+            raise mapped from None
         return suppressed
 
 

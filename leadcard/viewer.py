@@ -18,6 +18,7 @@ from . import errors
 from .bitrix import Deadline, PortalRedirect
 from .cards import ReferenceData
 from .leadview import LeadReader
+from .portal_api import confirm_move
 from .payloads import PlacementRequest
 from .services import Services
 from .tokens import UNINSTALLED, Portal
@@ -69,7 +70,8 @@ def open_lead(svc: Services, req: PlacementRequest) -> LeadView:
         except PortalRedirect:
             if attempt == 2:
                 raise errors.PortalMoved("portal redirected twice") from None
-            endpoint = _confirm_move(svc, portal, token)
+            endpoint = confirm_move(svc.store, svc.oauth, portal.member_id,
+                                    portal.client_endpoint, token)
             portal = svc.store.get(portal.member_id) or portal
     raise errors.PortalError("unreachable")  # pragma: no cover - loop always returns/raises
 
@@ -80,13 +82,3 @@ def _renew_viewer(svc: Services, member_id: str, refresh_id: str) -> str:
     except (errors.TokenRevoked, errors.OAuthRejected, errors.AppNotInstalled):
         raise errors.SessionExpired("viewer refresh token refused") from None
     return grant.access_token
-
-
-def _confirm_move(svc: Services, portal: Portal, token: str) -> str:
-    """Learn the new address from the OAuth server, never from `Location` (R17)."""
-    info = svc.oauth.app_info(token)
-    if info.member_id != portal.member_id or info.client_endpoint == portal.client_endpoint:
-        raise errors.PortalMoved("OAuth server did not confirm a new address")
-    svc.store.update_endpoint(portal.member_id, info.client_endpoint, info.domain)
-    log.warning("portal %s moved; endpoint updated from the OAuth server", portal.member_id)
-    return info.client_endpoint
