@@ -94,16 +94,21 @@ def _user_view(call: Call, user: dict) -> dict:
 
 # --- CRM ---------------------------------------------------------------------------------------
 
+def _readable_record(call: Call, records: dict) -> dict:
+    """The record named by the call's id, as legacy crm.*.get answers when it is missing or
+    the caller may not read it (protocol.md c.6: 400, empty code, text in the description;
+    the RD lead page spells "Access denied" without a period)."""
+    rec = records.get(_crm_id(call))
+    if rec is None:
+        raise crm_error("Not found")
+    if not call.portal.can_read(call.user_id, rec):
+        raise crm_error("Access denied")
+    return rec
+
+
 @method("crm.lead.get", {"crm"})
 def crm_lead_get(call: Call) -> Result:
-    lead_id = _crm_id(call)
-    lead = call.portal.leads.get(lead_id)
-    if lead is None:
-        raise crm_error("Not found")
-    if not call.portal.can_read(call.user_id, lead):
-        # RD lead page spells it without a period; statuses per protocol.md c.6 (400).
-        raise crm_error("Access denied")
-    return serialize_lead(lead), {}
+    return serialize_lead(_readable_record(call, call.portal.leads)), {}
 
 
 @method("crm.lead.fields", {"crm"})
@@ -113,24 +118,12 @@ def crm_lead_fields(call: Call) -> Result:
 
 @method("crm.company.get", {"crm"})
 def crm_company_get(call: Call) -> Result:
-    cid = _crm_id(call)
-    rec = call.portal.companies.get(cid)
-    if rec is None:
-        raise crm_error("Not found")
-    if not call.portal.can_read(call.user_id, rec):
-        raise crm_error("Access denied")
-    return copy.deepcopy(rec), {}
+    return copy.deepcopy(_readable_record(call, call.portal.companies)), {}
 
 
 @method("crm.contact.get", {"crm"})
 def crm_contact_get(call: Call) -> Result:
-    cid = _crm_id(call)
-    rec = call.portal.contacts.get(cid)
-    if rec is None:
-        raise crm_error("Not found")
-    if not call.portal.can_read(call.user_id, rec):
-        raise crm_error("Access denied")
-    return copy.deepcopy(rec), {}
+    return copy.deepcopy(_readable_record(call, call.portal.contacts)), {}
 
 
 @method("crm.status.list", {"crm"})
