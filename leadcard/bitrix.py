@@ -15,6 +15,7 @@ deadline allows; a 5xx or connection failure gets one retry; a read timeout none
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -22,10 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import quote, urljoin, urlsplit
 
-import requests
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from . import errors
-from .http import SessionPool
 from .ratelimit import RateLimited as BucketFull
 
 log = logging.getLogger(__name__)
@@ -144,14 +150,14 @@ class RestClient:
 
     def __init__(
         self,
-        sessions: SessionPool,
+        pool: urllib3.PoolManager,
         bucket: Any | None,
         *,
         connect_timeout: float,
         read_timeout: float,
         allow_http: bool,
     ) -> None:
-        self._sessions = sessions
+        self._pool = pool
         self._bucket = bucket
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -254,50 +260,50 @@ class RestClient:
         remaining = deadline.remaining()
         if remaining <= 0.05:
             raise errors.PortalTimeout("no time left in the budget")
-        timeout = (min(self._connect_timeout, remaining), min(self._read_timeout, remaining))
+        timeout = urllib3.Timeout(
+            connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
+        )
         try:
-            response = self._sessions.get().post(
+            response = self._pool.request(
+                "POST",
                 url,
-                json=payload,
-                headers={"Accept": "application/json"},
+                body=json.dumps(payload).encode(),
+                headers=_JSON_HEADERS,
                 timeout=timeout,
-                allow_redirects=False,
+                redirect=False,
+                retries=False,
             )
-        except requests.ConnectTimeout:
-            raise _ConnectFailed() from None
-        except requests.Timeout:
+        except ReadTimeoutError:
             raise errors.PortalTimeout("read timeout") from None
-        except requests.ConnectionError:
+        except (ConnectTimeoutError, ProtocolError):
+            # ConnectTimeoutError covers refused/unresolvable hosts (NewConnectionError);
+            # ProtocolError a connection dropped before an answer. Both: retry once.
             raise _ConnectFailed() from None
-        except requests.TooManyRedirects as exc:
-            # http.py sets max_redirects=0, so requests raises this for any 3xx even with
-            # allow_redirects=False: it is the portal's redirect, not a failure.
-            location = exc.response.headers.get("Location", "") if exc.response is not None else ""
-            raise PortalRedirect(location) from None
-        except requests.RequestException as exc:
+        except HTTPError as exc:
             raise errors.PortalError(type(exc).__name__) from None
 
-        if response.is_redirect or 300 <= response.status_code < 400:
+        status = response.status
+        if 300 <= status < 400:
             raise PortalRedirect(response.headers.get("Location", ""))
         try:
-            body = response.json()
+            body = json.loads(response.data)
         except ValueError:
             # An HTML error page, a proxy's 502, a truncated body (protocol.md c.5 tail):
             # never echo it, never parse it further.
-            raise errors.PortalError(f"non-JSON answer, HTTP {response.status_code}") from None
+            raise errors.PortalError(f"non-JSON answer, HTTP {status}") from None
         if not isinstance(body, dict):
-            raise errors.PortalError(f"unexpected JSON, HTTP {response.status_code}")
+            raise errors.PortalError(f"unexpected JSON, HTTP {status}")
         if "error" in body and body.get("error") is not None:
             exc = error_from(
                 str(body.get("error") or ""),
                 str(body.get("error_description") or ""),
-                response.status_code,
+                status,
             )
             if isinstance(exc, errors.RateLimited):
-                exc.retry_after = _retry_after(response)
+                exc.retry_after = _retry_after(response.headers.get("Retry-After", ""))
             raise exc
-        if response.status_code >= 500:
-            raise errors.PortalError(f"HTTP {response.status_code}")
+        if status >= 500:
+            raise errors.PortalError(f"HTTP {status}")
         return body
 
     def _url(self, endpoint: str, method: str) -> str:
@@ -322,8 +328,11 @@ def _as_map(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(header: str) -> float | None:
     try:
-        return float(response.headers.get("Retry-After", ""))
+        return float(header)
     except ValueError:
         return None
+
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}

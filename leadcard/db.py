@@ -122,6 +122,61 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+class HotStatement:
+    """One statement compiled once for the engine's dialect and run on a raw pooled DBAPI
+    connection: for the few statements every view runs (the portal lookup, the SQLite bucket).
+
+    Through a SQLAlchemy `Connection` a one-row read cost ~200 us of CPU on a slow core (the
+    BEGIN of db.py's recipe, cache-key generation, result metadata, ROLLBACK); this costs ~30.
+    A lone statement needs no explicit transaction: it sees one consistent snapshot, and in
+    SQLite's autocommit mode a lone write is atomic under the file's write lock. Results are
+    plain tuples with no type processing, so use it only for columns the driver already
+    returns as wanted (strings, integers). DBAPI errors come out as SQLAlchemy's own
+    (`OperationalError` …), as from any other statement, so callers map them the same way.
+    """
+
+    def __init__(self, engine: Engine, statement: sa.Executable | str) -> None:
+        """``statement``: a Core construct with named bind parameters, or SQL text written
+        for this engine's driver (named ``:param`` style, SQLite only)."""
+        self._engine = engine
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
+        if isinstance(statement, str):
+            self.sql, self._order = statement, None
+        else:
+            compiled = statement.compile(dialect=engine.dialect)
+            self.sql = str(compiled)
+            self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def fetchone(self, **params: object) -> tuple | None:
+        """Run the statement with ``params``; the first row, or None."""
+        args = tuple(params[name] for name in self._order) if self._order is not None else params
+        try:
+            # The pool hands out the driver's own errors when it cannot connect.
+            raw = self._engine.raw_connection()
+        except self._dbapi_error as exc:
+            raise self._wrapped(exc) from None
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self.sql, args)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except self._dbapi_error as exc:
+            if self._engine.dialect.is_disconnect(exc, raw.dbapi_connection, None):
+                raw.invalidate(exc)  # a dead connection must not go back to the pool
+            raise self._wrapped(exc) from None
+        finally:
+            raw.close()  # back to the pool (which rolls back anything left open)
+        return tuple(row) if row is not None else None
+
+    def _wrapped(self, exc: Exception) -> sa.exc.DBAPIError:
+        return sa.exc.DBAPIError.instance(
+            self.sql, None, exc, self._dbapi_error, hide_parameters=True,
+            dialect=self._engine.dialect,
+        )
+
+
 # --- schema lifecycle -----------------------------------------------------------------
 
 

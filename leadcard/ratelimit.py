@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+
+from .db import HotStatement
 
 # protocol.md d.1
 DEFAULT_RATE, DEFAULT_BURST = 2.0, 50
@@ -176,7 +179,10 @@ class SqlBucket(Bucket):
     SQLite: the engine is expected to start transactions with ``BEGIN IMMEDIATE`` (db.py's
     recipe), which serialises writers; even without it, the first statement here is an
     INSERT, which takes SQLite's write lock before the row is read. "now" is ``time.time()``:
-    an SQLite file lives on one host.
+    an SQLite file lives on one host. On SQLite the whole step is one statement (an UPSERT with
+    ``RETURNING``, SQLite >= 3.35) run by ``db.HotStatement``: a lone statement is atomic under
+    the file's write lock, and this is the hot path (one per upstream request), where the
+    four-statement transaction through SQLAlchemy cost ~0.6 ms of CPU on a slow core.
     """
 
     def __init__(
@@ -213,6 +219,12 @@ class SqlBucket(Bucket):
         # contending, views picked up tails of hundreds of ms (bench/run.py p95). Threads of
         # one process therefore queue on a Python lock first; only processes meet in SQLite.
         self._serial = threading.Lock() if not self._is_postgres else contextlib.nullcontext()
+        self._upsert: HotStatement | None = None
+        if dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+            self._upsert = HotStatement(engine, _SQLITE_GCRA_UPSERT.format(table=self.table.name))
+            self._read_tat = HotStatement(
+                engine, sa.select(self.table.c.tat_us).where(self.table.c.key == sa.bindparam("key"))
+            )
 
     def _now(self, conn: sa.Connection) -> int:
         """Current time in epoch microseconds, read after the row lock is held."""
@@ -228,6 +240,8 @@ class SqlBucket(Bucket):
     def acquire(self, key: str, max_wait: float) -> float:
         """Reserve a slot on ``key`` in one short transaction."""
         max_wait_us = _us(_check_max_wait(max_wait))
+        if self._upsert is not None:
+            return self._acquire_sqlite(key, max_wait_us)
         t = self.table
         with self._serial, self._engine.connect() as conn:
             if self._is_postgres:
@@ -245,6 +259,34 @@ class SqlBucket(Bucket):
         if new_tat is None:
             raise RateLimited(wait / 1_000_000)
         return wait / 1_000_000
+
+    def _acquire_sqlite(self, key: str, max_wait_us: int) -> float:
+        """The GCRA step as one UPSERT: no row back means "over max_wait", nothing reserved.
+
+        "now" is read before the statement waits for the write lock, so it can only be early:
+        an early "now" gives a later slot and a longer wait, never a faster rate.
+        """
+        interval, span = self._interval, self.burst * self._interval
+        with self._serial:
+            now = _us(self._clock()) if self._clock is not None else _us(time.time())
+            row = self._upsert.fetchone(
+                key=key, now=now, interval=interval, span=span, max_wait=max_wait_us
+            )
+        if row is None:  # refused: read the state once more for retry_after
+            found = self._read_tat.fetchone(key=key)
+            wait, _ = _gcra(found[0] if found else 0, now, interval, self.burst, max_wait_us)
+            raise RateLimited(wait / 1_000_000)
+        return max(0, row[0] - span - now) / 1_000_000
+
+
+# One GCRA step (see _gcra) on SQLite, in a single atomic statement. A new key starts drained
+# (TAT = now); an existing one moves only when the wait fits max_wait (the DO UPDATE's WHERE).
+_SQLITE_GCRA_UPSERT = """
+INSERT INTO "{table}" (key, tat_us) VALUES (:key, :now + :interval)
+ON CONFLICT (key) DO UPDATE SET tat_us = max(tat_us, :now) + :interval
+WHERE max(tat_us, :now) + :interval - :span - :now <= :max_wait
+RETURNING tat_us
+"""
 
 
 # The same GCRA step on the Redis server, in integer microseconds (exact in a Lua double).

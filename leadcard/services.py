@@ -17,7 +17,7 @@ from .bitrix import RestClient
 from .cache import Cache, make_cache
 from .config import Settings
 from .crypto import KeyRing
-from .http import plain_session_pool
+from .http import portal_pool
 from .oauth import OAuthClient
 from .portal_api import PortalApi
 from .ratelimit import RedisBucket, SqlBucket
@@ -84,7 +84,7 @@ def build_services(settings: Settings) -> Services:
             engine, metadata=db.metadata, rate=settings.rate_per_second, burst=int(settings.rate_burst)
         )
     rest = RestClient(
-        plain_session_pool(),
+        portal_pool(),
         bucket,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,

@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from . import errors
 from .crypto import KeyRing
-from .db import is_sqlite, metadata, write_transaction
+from .db import HotStatement, is_sqlite, metadata, write_transaction
 from .oauth import Grant
 
 ACTIVE = "active"
@@ -90,6 +90,15 @@ OAUTH_STATE_TTL = 600.0
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class PortalRoute:
+    """What a lead-tab view needs of its portal: where REST goes, and whether it is installed."""
+
+    member_id: str
+    client_endpoint: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,14 @@ class TokenStore:
         self._hash_key = hashlib.sha256(b"leadcard-viewer-renewal:" + hash_secret.encode()).digest()
         # Counted for tests and the benchmark: how many refreshes this process performed.
         self.refresh_calls = 0
+        # Every lead-tab view runs this one, so it skips SQLAlchemy's per-statement machinery.
+        self._route_query = HotStatement(
+            engine,
+            sa.select(
+                portals.c.member_id, portals.c.client_endpoint, portals.c.status,
+                portals.c.application_token,
+            ).where(portals.c.member_id == sa.bindparam("member_id")),
+        )
 
     # --- reads ----------------------------------------------------------------------
 
@@ -189,23 +206,25 @@ class TokenStore:
             ).first()
         return _as_portal(row) if row else None
 
-    def get_for_request(self, member_id: str, application_token: str) -> tuple[Portal | None, bool]:
-        """One read for the hot path: the stored portal, and whether a posted
+    def get_for_request(
+        self, member_id: str, application_token: str
+    ) -> tuple[PortalRoute | None, bool]:
+        """One read for the hot path: the stored portal's route, and whether a posted
         `application_token` agrees with the stored one (constant time). Nothing posted or
         nothing stored counts as agreeing: older portals don't post it (protocol.md a.2)."""
-        with self._reading() as conn:
-            row = conn.execute(
-                sa.select(portals).where(portals.c.member_id == member_id)
-            ).first()
+        try:
+            row = self._route_query.fetchone(member_id=member_id)
+        except (OperationalError, sa.exc.TimeoutError) as exc:
+            raise _database_error(exc) from None  # type: ignore[misc]
         if row is None:
             return None, True
-        stored = row._mapping["application_token"]
+        stored = row[3]
         agrees = True
         if application_token and stored:
             agrees = hmac.compare_digest(
                 self._keys.decrypt(stored).encode(), application_token.encode()
             )
-        return _as_portal(row), agrees
+        return PortalRoute(member_id=row[0], client_endpoint=row[1], status=row[2]), agrees
 
     def list(self) -> list[Portal]:
         with self._reading() as conn:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import errors
@@ -21,19 +21,19 @@ from .leadview import LeadReader
 from .portal_api import confirm_move
 from .payloads import PlacementRequest
 from .services import Services
-from .tokens import UNINSTALLED, Portal
+from .tokens import UNINSTALLED, PortalRoute
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LeadView:
-    portal: Portal
+    portal: PortalRoute
     lead: dict[str, Any]
     reference: ReferenceData
 
 
-def stored_portal(svc: Services, member_id: str, application_token: str) -> Portal:
+def stored_portal(svc: Services, member_id: str, application_token: str) -> PortalRoute:
     """The installed portal this POST claims to come from, or NotInstalled/VerificationFailed."""
     portal, agrees = svc.store.get_for_request(member_id, application_token)
     if portal is None or portal.status == UNINSTALLED:
@@ -72,7 +72,7 @@ def open_lead(svc: Services, req: PlacementRequest) -> LeadView:
                 raise errors.PortalMoved("portal redirected twice") from None
             endpoint = confirm_move(svc.store, svc.oauth, portal.member_id,
                                     portal.client_endpoint, token)
-            portal = svc.store.get(portal.member_id) or portal
+            portal = replace(portal, client_endpoint=endpoint)
     raise errors.PortalError("unreachable")  # pragma: no cover - loop always returns/raises
 
 
