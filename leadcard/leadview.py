@@ -73,6 +73,7 @@ class LeadReader:
                     deadline=deadline)
         companies: dict[str, Any] = {}
         contacts: dict[str, Any] = {}
+        users_found: dict[str, Any] = {}
         if not missing and not need_users and not need_links:
             lead = self._lead_only(lead_id, **call)
         else:
@@ -94,17 +95,22 @@ class LeadReader:
                 if value is not None:
                     users[u] = value
                     absent.discard(u)
+        fresh_users = dict(users_found) if users_found else {}
         if absent:
-            users.update(self._users(sorted(absent), **call))
+            fetched_users = self._users(sorted(absent), **call)
+            users.update(fetched_users)
+            fresh_users.update(fetched_users)
 
-        self._cache.set_many(
-            {self._user_key(member_id, u): v for u, v in users.items()}, self._ttl
-        )
-        self._cache.set(
-            refs_key,
-            {"users": sorted(wanted), "company": company_id_of(lead), "contact": contact_id_of(lead)},
-            self._ttl,
-        )
+        # Write back only what changed: a warm view of an unchanged lead writes nothing, so
+        # entries live one TTL from when they were fetched and are then read afresh.
+        if fresh_users:
+            self._cache.set_many(
+                {self._user_key(member_id, u): v for u, v in fresh_users.items()}, self._ttl
+            )
+        refs = {"users": sorted(wanted), "company": company_id_of(lead),
+                "contact": contact_id_of(lead)}
+        if refs != known:
+            self._cache.set(refs_key, refs, self._ttl)
         return lead, ReferenceData(
             fields=dictionaries.get("fields") or {},
             statuses={

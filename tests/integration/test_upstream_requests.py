@@ -89,3 +89,39 @@ def test_redis_cache_is_shared_between_app_instances(sim, app_port, tmp_path, in
         for server in servers:
             server.shutdown()
         first.extensions["leadcard"].cache.delete_prefix(f"{installed.member_id}:")
+
+
+class _WriteCounter:
+    """Wraps the app's cache and counts what a view writes back (reads pass through)."""
+
+    def __init__(self, cache):
+        self._cache = cache
+        self.written: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self._cache, name)
+
+    def set(self, key, value, ttl):
+        self.written.append(key)
+        self._cache.set(key, value, ttl)
+
+    def set_many(self, mapping, ttl):
+        self.written.extend(mapping)
+        self._cache.set_many(mapping, ttl)
+
+
+def test_warm_view_of_an_unchanged_lead_writes_nothing_to_the_cache(sim, live_app, installed,
+                                                                    monkeypatch):
+    lead = sim.sample_lead("a", "minimal")
+    view(sim, live_app, lead["ID"])  # cold: dictionaries, users and lead refs are stored
+    counter = _WriteCounter(live_app.services.cache)
+    monkeypatch.setattr(live_app.services, "cache", counter)
+    view(sim, live_app, lead["ID"])
+    assert counter.written == []
+    # The lead (all by user 1) gets user 2 as responsible: its refs and that user are
+    # written, nothing else.
+    assert lead["ASSIGNED_BY_ID"] == "1"
+    sim.world.portal("a").leads[int(lead["ID"])]["ASSIGNED_BY_ID"] = "2"
+    view(sim, live_app, lead["ID"])
+    assert sorted(k.split(":", 1)[1] for k in counter.written) == [
+        f"leadrefs:{lead['ID']}", "user:2"]
