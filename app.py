@@ -30,6 +30,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
     security.init_app(app)
     frontend.init_app(app)
+    if app.debug or app.config.get("TEMPLATES_AUTO_RELOAD"):
+        services.rendered.max_entries = 0  # an edited template must show at once (rendered.py)
     register_blueprints(app)
     error_pages.register_error_handlers(app)
     cli.register(app)

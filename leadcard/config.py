@@ -36,6 +36,19 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{name} must be a whole number >= 0, got {raw!r}")
+    return value
+
+
 def normalise_database_url(url: str) -> str:
     """Map the URL spellings hosting platforms use onto SQLAlchemy + psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
@@ -63,6 +76,7 @@ class Settings:
     rate_burst: float = 50.0
     reference_ttl: float = 600.0
     auto_migrate: bool = True
+    card_cache_entries: int = 256
 
     @property
     def oauth_token_url(self) -> str:
@@ -149,4 +163,5 @@ def load_settings(
         rate_burst=_float(env, "B24_RATE_BURST", 50.0),
         reference_ttl=_float(env, "REFERENCE_TTL_SECONDS", 600.0),
         auto_migrate=auto_migrate,
+        card_cache_entries=_count(env, "CARD_CACHE_ENTRIES", 256),
     )

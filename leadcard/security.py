@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 
@@ -41,6 +42,28 @@ def csp_nonce() -> str:
     if nonce is None:
         nonce = g.csp_nonce = secrets.token_urlsafe(16)
     return nonce
+
+
+# Pages kept for reuse (rendered.py) carry this in place of a nonce; each response replaces it
+# with its own. Random per process and never sent, so no page content can spell it.
+_NONCE_STAND_IN = "lc-nonce-" + secrets.token_hex(16)
+
+
+def render_reusable(render: Callable[[], str]) -> str:
+    """Run ``render`` with the nonce stand-in, for a page that later responses may reuse."""
+    own = g.pop("csp_nonce", None)
+    g.csp_nonce = _NONCE_STAND_IN
+    try:
+        return render()
+    finally:
+        g.pop("csp_nonce", None)
+        if own is not None:
+            g.csp_nonce = own
+
+
+def with_own_nonce(html: str) -> str:
+    """A reusable page with this response's nonce (the one its CSP header names)."""
+    return html.replace(_NONCE_STAND_IN, csp_nonce())
 
 
 def init_app(app: Flask) -> None:

@@ -21,6 +21,7 @@ from .http import portal_pool
 from .oauth import OAuthClient
 from .portal_api import PortalApi
 from .ratelimit import RedisBucket, SqlBucket
+from .rendered import RenderedCards
 from .tokens import TokenStore
 
 
@@ -35,6 +36,7 @@ class Services:
     portal_api: PortalApi
     cache: Cache
     bucket: object
+    rendered: RenderedCards
 
 
 def _redis(url: str):  # type: ignore[no-untyped-def]
@@ -100,6 +102,7 @@ def build_services(settings: Settings) -> Services:
         portal_api=PortalApi(store, rest, oauth),
         cache=make_cache(settings.redis_url),
         bucket=bucket,
+        rendered=RenderedCards(settings.card_cache_entries),
     )
 
 

@@ -120,6 +120,18 @@ def create_control_blueprint(sim: "Simulator") -> Blueprint:
         b = body()
         return json_response({"base_url": sim.move_portal(b.get("portal", "a"))})
 
+    @bp.post("/edit_lead")
+    def edit_lead() -> Response:
+        b = body()
+        fields = b.get("fields")
+        if not isinstance(fields, dict):
+            return bad("fields must be an object")
+        try:
+            lead = sim.edit_lead(b.get("portal", "a"), int(b.get("lead_id", 0)), fields)
+        except KeyError:
+            return bad("no such lead", 404)
+        return json_response({"DATE_MODIFY": lead["DATE_MODIFY"]})
+
     @bp.post("/clock")
     def clock() -> Response:
         b: dict[str, Any] = body()

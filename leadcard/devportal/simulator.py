@@ -9,6 +9,7 @@ runner need.  Everything else is delegated to the modules that own it.
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import frames, lifecycle
@@ -263,6 +264,23 @@ class Simulator:
             self.world.reset_knobs()
         if clock:
             self.world.clock.offset = 0.0
+
+    def edit_lead(self, portal: str, lead_id: int, fields: dict) -> dict:
+        """Change a lead as a user of the portal would (DATE_MODIFY moves to now); returns it.
+
+        Only existing scalar fields can be set, so a demo or benchmark cannot build a lead the
+        real crm.lead.get would never return.
+        """
+        with self.world.lock:
+            lead = self.world.portal(portal).leads[int(lead_id)]
+            for name, value in fields.items():
+                if name not in lead or isinstance(lead[name], (list, dict)):
+                    raise ValueError(f"{name} is not a scalar field of lead {lead_id}")
+                lead[name] = "" if value is None else str(value)
+            lead["DATE_MODIFY"] = datetime.fromtimestamp(
+                self.world.clock.now(), timezone.utc
+            ).isoformat(timespec="seconds")
+            return dict(lead)
 
     def advance_clock(self, seconds: float) -> None:
         """Move the simulator's clock (token / code expiry) forward without sleeping."""

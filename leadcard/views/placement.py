@@ -13,7 +13,17 @@ bp = Blueprint("placement", __name__)
 def lead_tab() -> tuple[str, int]:
     req = parse_placement(request.args, request.form)
     g.lang = req.frame.lang
-    view = viewer.open_lead(services.current(), req)
+    svc = services.current()
+    view = viewer.open_lead(svc, req)
     security.set_frame_origin(portal_origin(view.portal.client_endpoint))
-    card = cards.build_card(view.lead, view.reference, i18n.format_locale_for_lang(req.frame.lang))
-    return render_template("card.html", card=card), 200
+    locale = i18n.format_locale_for_lang(req.frame.lang)
+    ref = view.reference
+
+    def render() -> str:
+        card = cards.build_card(view.lead, ref, locale)
+        return security.render_reusable(lambda: render_template("card.html", card=card))
+
+    # Everything the page depends on (rendered.py); the lead was read just now either way.
+    inputs = (view.lead, ref.fields, ref.statuses, ref.currencies, ref.users, ref.companies,
+              ref.contacts, req.frame.lang, locale, g.get("frame_origin"))
+    return security.with_own_nonce(svc.rendered.page(inputs, render)), 200

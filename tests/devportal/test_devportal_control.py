@@ -40,3 +40,22 @@ def test_control_api_roundtrip(sim, rest):
     requests.post(ctl + "/clock", json={"advance": 4000}, timeout=5)
     assert rest("a", "profile", tok["access_token"]).json()["error"] == "expired_token"
     assert requests.post(ctl + "/tokens", json={"portal": "zz"}, timeout=5).status_code == 400
+
+
+def test_edit_lead_changes_what_crm_lead_get_answers(sim, rest):
+    ctl = sim.oauth_url + "/_sim"
+    tok = requests.post(ctl + "/tokens", json={"portal": "a", "user_id": 1}, timeout=5).json()
+    before = rest("a", "crm.lead.get", tok["access_token"], id=102).json()["result"]
+    r = requests.post(ctl + "/edit_lead", json={"portal": "a", "lead_id": 102,
+                                                "fields": {"TITLE": "Renamed"}}, timeout=5)
+    assert r.status_code == 200
+    after = rest("a", "crm.lead.get", tok["access_token"], id=102).json()["result"]
+    assert after["TITLE"] == "Renamed" and before["TITLE"] != "Renamed"
+    assert after["DATE_MODIFY"] == r.json()["DATE_MODIFY"] != before["DATE_MODIFY"]
+    # Only existing scalar fields; unknown leads and fields are refused, nothing changes.
+    for bad in ({"lead_id": 102, "fields": {"PHONE": "x"}}, {"lead_id": 102, "fields": {"NOPE": 1}},
+                {"lead_id": 102, "fields": "TITLE"}):
+        assert requests.post(ctl + "/edit_lead", json=bad, timeout=5).status_code == 400
+    assert requests.post(ctl + "/edit_lead", json={"lead_id": 999, "fields": {}},
+                         timeout=5).status_code == 404
+    assert rest("a", "crm.lead.get", tok["access_token"], id=102).json()["result"] == after

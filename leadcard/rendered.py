@@ -1,0 +1,86 @@
+"""Rendered lead cards, reused while everything they show is unchanged.
+
+Building and rendering a card is most of the CPU a view spends in the app (bench/run.py,
+docs/performance.md), and a lead is opened again and again with nothing changed: by the same
+salesperson switching tabs, by colleagues, by Bitrix24 reloading the tab. So the finished HTML
+is kept per process, keyed by a digest of *every* input the page depends on — the lead, each
+reference dictionary, the users, company and contact, the UI language and format locale, and
+the verified portal origin (avatar URLs are checked against it). Anything that changes gives
+another key, so a stale card is never served; the lead itself is still read from Bitrix24
+with the viewer's token on every view, so access rights are checked every time.
+
+Values that differ per response are not part of the stored HTML: the CSP nonce is rendered as
+a per-process stand-in and replaced for each response (`security.reusable_render`).
+
+Templates and message catalogs are loaded once per process, so with template auto-reload
+(development) the store is switched off: an edited template must show at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+
+def digest(inputs: Any) -> bytes:
+    """A 128-bit digest of JSON-shaped inputs (dicts, lists, str, numbers, None).
+
+    Key order is kept, not sorted: the same answer from Bitrix24 serialises the same way, and a
+    reordered one only costs a miss. orjson: ~60 us for a rich lead's 26 kB of inputs where the
+    standard library's encoder took ~630 us on the benchmark machine.
+    """
+    return hashlib.blake2b(orjson.dumps(inputs), digest_size=16).digest()
+
+
+class RenderedCards:
+    """A thread-safe LRU of rendered pages keyed by `digest`; ``max_entries=0`` disables it."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        if max_entries < 0:
+            raise ValueError("max_entries must be >= 0")
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[bytes, str] = OrderedDict()
+        # Counted for tests and the benchmark.
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pages)
+
+    def page(self, inputs: Any, render: Callable[[], str]) -> str:
+        """The stored page for ``inputs``, or ``render()``'s result, stored for next time.
+
+        Two threads missing the same key both render (the result is the same); rendering
+        happens outside the lock so one slow render never holds up other views.
+        """
+        if self.max_entries == 0:
+            return render()
+        try:
+            key = digest(inputs)
+        except TypeError:  # not JSON-shaped (an integer beyond 64 bits): just render
+            return render()
+        with self._lock:
+            html = self._pages.get(key)
+            if html is not None:
+                self._pages.move_to_end(key)
+                self.hits += 1
+                return html
+            self.misses += 1
+        html = render()
+        with self._lock:
+            self._pages[key] = html
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.max_entries:
+                self._pages.popitem(last=False)
+        return html
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pages.clear()
