@@ -6,6 +6,7 @@ when TEST_REDIS_URL is set, with the Redis cache shared by workers.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -125,3 +126,25 @@ def test_warm_view_of_an_unchanged_lead_writes_nothing_to_the_cache(sim, live_ap
     view(sim, live_app, lead["ID"])
     assert sorted(k.split(":", 1)[1] for k in counter.written) == [
         f"leadrefs:{lead['ID']}", "user:2"]
+
+
+def test_views_never_change_the_shared_cached_values(sim, live_app, installed):
+    """MemoryCache hands out shared objects (cache.py): no view may mutate one."""
+    from leadcard.cache import MemoryCache
+    from leadcard.devportal.data import SAMPLE_LEAD_KINDS
+
+    cache = live_app.services.cache
+    if not isinstance(cache, MemoryCache):
+        pytest.skip("the shared-object trade is MemoryCache's")
+    leads = sorted(SAMPLE_LEAD_KINDS["a"].values())
+    url, form = sim.placement_request("a", user_id=1, lead_id=leads[0])
+    live_app.post(url, form)  # cold: stores the dictionaries; nobody has read them yet
+    snapshot = {key: json.dumps(value, sort_keys=True) for key, (_, value) in cache._data.items()}
+    assert any(key.endswith(":fields") for key in snapshot)
+    for user_id in (1, 2):
+        for lead_id in leads:
+            url, form = sim.placement_request("a", user_id=user_id, lead_id=lead_id)
+            live_app.post(url, form)
+    changed = [key for key, text in snapshot.items()
+               if key in cache._data and json.dumps(cache._data[key][1], sort_keys=True) != text]
+    assert changed == []

@@ -81,12 +81,19 @@ def test_round_trip_json_values(cache):
     assert cache.get("m1:missing") is None
 
 
-def test_values_read_back_as_json_and_are_copies(cache):
-    cache.set("m1:t", {"pair": (1, 2), 7: "seven"}, ttl=60)
+def test_values_read_back_as_json(cache):
+    value = {"pair": (1, 2), 7: "seven"}
+    cache.set("m1:t", value, ttl=60)
+    value["pair"] = "changed after set"  # the cache kept its own JSON form, not this object
     assert cache.get("m1:t") == {"pair": [1, 2], "7": "seven"}  # same on every backend
-    got = cache.get("m1:t")
-    got["pair"].append(3)
-    assert cache.get("m1:t")["pair"] == [1, 2]
+    assert cache.get_many(["m1:t"]) == {"m1:t": {"pair": [1, 2], "7": "seven"}}
+
+
+def test_memory_values_are_shared_read_only():
+    # The documented trade: no decoding per read, so every reader gets the same object.
+    cache = MemoryCache()
+    cache.set("m1:t", {"items": [1]}, ttl=60)
+    assert cache.get("m1:t") is cache.get_many(["m1:t"])["m1:t"]
 
 
 @pytest.mark.parametrize("bad", [None, {1, 2}, object(), float("nan")])
