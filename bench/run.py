@@ -256,6 +256,11 @@ class Sim:
     def tokens(self, user_id: int = VIEWER) -> dict:
         return self._post("tokens", {"portal": PORTAL, "user_id": user_id})
 
+    def edit_lead(self, lead_id: int, round_no: int) -> None:
+        """Change the viewed lead as a user would (new title, new DATE_MODIFY)."""
+        self._post("edit_lead", {"portal": PORTAL, "lead_id": lead_id,
+                                 "fields": {"TITLE": f"Bench edit #{round_no}"}})
+
     def expire_token(self, access_token: str) -> None:
         self._post("expire_token", {"access_token": access_token})
 
@@ -493,8 +498,12 @@ def phase_cold(sim: Sim) -> dict:
     }
 
 
-def phase_latency(sim: Sim, rounds: int, warmup: int) -> dict:
-    """Warm views (same lead, same viewer, keep-alive) interleaved with bare crm.lead.get."""
+def phase_latency(sim: Sim, rounds: int, warmup: int, edit: bool = False) -> dict:
+    """Warm views (same lead, same viewer, keep-alive) interleaved with bare crm.lead.get.
+
+    ``edit``: the lead is changed at the simulator (untimed) before every view, so no view can
+    reuse an earlier rendered card (leadcard/rendered.py): the full build-and-render path.
+    """
     url, form = sim.placement_request()
     token = sim.tokens()["access_token"]
     bare_url = sim.portal["client_endpoint"].rstrip("/") + "/crm.lead.get"
@@ -507,7 +516,9 @@ def phase_latency(sim: Sim, rounds: int, warmup: int) -> dict:
         sim.reset_stats()
         views, bares, bad = [], [], 0
         busy0, started = machine_busy()[0], time.perf_counter()
-        for _ in range(rounds):
+        for round_no in range(rounds):
+            if edit:
+                sim.edit_lead(LEAD_ID, round_no)
             t0 = time.perf_counter()
             r_status, _ = app_s.form(url, form)
             t1 = time.perf_counter()
@@ -910,6 +921,13 @@ def run_subject(cfg: Config, procs: Procs, subject: Subject, log: Callable[[str]
             f"bare crm.lead.get p50 {ms(lat['bare_p50'])} ms -> ratio {lat['ratio_p50']:.3f}; "
             f"{lat['requests_per_view']:.2f} req/view {lat['methods']}"
         )
+        out["latency_edited"] = phase_latency(sim, max(rounds // 2, 10), 0, edit=True)
+        led = out["latency_edited"]
+        log(
+            f"[{subject.key}] warm view of a lead edited before every view: p50 "
+            f"{ms(led['view_p50'])} ms (bare {ms(led['bare_p50'])} ms) -> ratio "
+            f"{led['ratio_p50']:.3f}; {led['requests_per_view']:.2f} req/view"
+        )
         spy = None
         if cfg.py_spy:
             spy = lambda: start_py_spy(procs, cfg.py_spy, subject.key, app.workers(), cfg.duration)
@@ -1024,6 +1042,13 @@ def build_table(cfg: Config, res: dict) -> tuple[list[str], list[tuple[str, str,
     add(
         "app time per warm view = view p50 - bare p50, ms",
         lambda r: f"{r['latency']['overhead_p50_ms']:.1f}",
+    )
+    add(
+        "lead edited before every view (no card reuse): view p50 / bare RTT p50",
+        lambda r: (
+            f"{r['latency_edited']['ratio_p50']:.3f} ({ms(r['latency_edited']['view_p50'])} / "
+            f"{ms(r['latency_edited']['bare_p50'])} ms)"
+        ),
     )
     add(
         "upstream requests, cold first view",
