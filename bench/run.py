@@ -7,7 +7,9 @@ same gunicorn settings, in ONE run (the machine is shared and noisy, so every fi
 as a ratio against a baseline measured in the same run):
 
 1. warm view latency p50/p95, and its ratio to one bare `crm.lead.get` round trip to the
-   simulator over a keep-alive client (interleaved with the views, round by round);
+   simulator over a keep-alive client (interleaved with the views, round by round); then the
+   same with the lead edited at the simulator before every view, so no view can reuse a
+   rendered card (leadcard/rendered.py);
 2. upstream requests per view, cold (first view after the app started: empty caches) and warm,
    counted by the simulator;
 3. throughput with N parallel keep-alive viewers against the ideal `workers x threads / RTT`;
