@@ -114,3 +114,10 @@ def test_threads_share_the_store():
         t.join()
     assert sorted(set(calls)) == list(range(10))
     assert store.hits + store.misses == 8 * 200 and len(store) == 10
+
+
+def test_key_order_does_not_matter():
+    # Users come from a batch answer on one view and from the cache on the next.
+    a = {"users": {"1": {"NAME": "Ada", "ID": "1"}, "2": {"NAME": "Ben", "ID": "2"}}}
+    b = {"users": {"2": {"ID": "2", "NAME": "Ben"}, "1": {"ID": "1", "NAME": "Ada"}}}
+    assert digest((a, "en")) == digest((b, "en"))
