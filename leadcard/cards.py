@@ -20,7 +20,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from functools import lru_cache
 from html.parser import HTMLParser
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from leadcard import i18n
@@ -44,13 +46,18 @@ class ReferenceData:
 # --- Output (the view-model) -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Value:
+class Value(NamedTuple):
     """One displayed piece of a field.
 
     ``href`` is only ever ``http(s)://…``, ``tel:…`` or ``mailto:…``;
     ``b24_path`` is a portal path such as ``/crm/company/details/5/`` that the
     page opens in a Bitrix24 slider (``data-b24-path``).
+
+    Values and fields are immutable named tuples rather than frozen dataclasses:
+    a card makes ~90 of them per view, a frozen dataclass takes three times as
+    long to construct (every attribute goes through ``object.__setattr__``), and
+    ``templates/_macros.html`` unpacks them in field order instead of reading
+    attributes one by one. Keep that order in step with the template.
     """
 
     text: str
@@ -71,14 +78,22 @@ class Value:
         return self.kind == "multiline"
 
 
-@dataclass(frozen=True)
-class Field:
-    """A labelled row: ``code`` is the Bitrix field code or a synthetic key."""
+class Field(NamedTuple):
+    """A labelled row: ``code`` is the Bitrix field code or a synthetic key.
+
+    Build one with :func:`make_field`, which works out ``inline``.
+    """
 
     code: str
     label: str
     values: tuple[Value, ...]
+    inline: bool  # values of more than one kind (a date and who did it) share one line
     hint: str | None = None  # technical name shown small, e.g. "utm_source"
+
+
+def make_field(code: str, label: str, values: tuple[Value, ...], hint: str | None = None) -> Field:
+    """A :class:`Field` with ``inline`` derived from its values."""
+    return Field(code, label, values, len({v.kind for v in values}) > 1, hint)
 
 
 @dataclass(frozen=True)
@@ -127,17 +142,30 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%*+/=^_`{|}~'-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _BARE_HOST = re.compile(r"^(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,63}(?::\d{1,5})?(?:[/?#]\S*)?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# What makes a would-be URL plain text: whitespace (``\s`` is exactly
+# ``str.isspace``), C0 controls, a backslash, and the invisible/bidi marks of
+# _CONTROL. One regex instead of a per-character loop in Python.
+_URL_JUNK = re.compile(r"[\s\x00-\x1f\x7f\\\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 USER_FIELDS = ("ASSIGNED_BY_ID", "CREATED_BY_ID", "MODIFY_BY_ID", "MOVED_BY_ID", "LAST_ACTIVITY_BY")
 
 
 def _text(value: object) -> str:
     """A scalar as clean one-line-or-more text; '' for None and containers."""
-    if value is None or isinstance(value, (dict, list, tuple, set)):
+    if type(value) is str:  # nearly every call: skip the other checks
+        if value.isprintable():
+            # No line breaks and nothing _CONTROL matches (all of it is unprintable).
+            return value.strip()
+        text = value
+    elif value is None or isinstance(value, (dict, list, tuple, set)):
         return ""
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         return "Y" if value else "N"
-    return _CONTROL.sub("", str(value).replace("\r\n", "\n").replace("\r", "\n")).strip()
+    else:
+        text = str(value)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", text).strip()
 
 
 def positive_id(value: object) -> str | None:
@@ -200,9 +228,17 @@ def safe_web_url(value: object) -> str | None:
     anywhere make it plain text.
     """
     text = _text(value) if not isinstance(value, str) else value.strip()
-    if not text or len(text) > 2048 or any(ch.isspace() or ord(ch) < 32 for ch in text):
+    if not text or len(text) > 2048:
         return None
-    if "\\" in text or _CONTROL.search(text):
+    return _checked_web_url(text)
+
+
+@lru_cache(maxsize=1024)
+def _checked_web_url(text: str) -> str | None:
+    # Cached (bounded, short keys only), like urllib's own urlsplit: a card checks
+    # the same few links and avatars on every view, and urlsplit plus its
+    # properties is the slow part.
+    if _URL_JUNK.search(text):
         return None
     if "://" not in text:
         if not _BARE_HOST.match(text):
@@ -215,7 +251,7 @@ def safe_web_url(value: object) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
-    if parts.username is not None or parts.password is not None:
+    if "@" in parts.netloc:  # same as a username or password being present
         return None
     return parts.scheme.lower() + text[len(parts.scheme) :]
 
@@ -503,6 +539,7 @@ _ADDRESS_FIELDS = (
     "ADDRESS_COUNTRY_CODE",
 )
 _UTM_FIELDS = ("UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM")
+_UF_LABEL_KEYS = ("formLabel", "listLabel", "filterLabel", "editFormLabel")  # by preference
 
 
 # --- Building ----------------------------------------------------------------
@@ -516,6 +553,7 @@ class _Builder:
         self.ref = ref
         self.locale = locale
         self.ui_locale = i18n.ui_locale_for_locale(locale)
+        self.bitrix_lang = i18n.bitrix_lang_for_locale(locale)
         self.gettext: Callable[[str], str] = i18n.translations(locale).gettext
         self.used: set[str] = set()
 
@@ -647,10 +685,10 @@ class _Builder:
         label: str | None = None,
         hint: str | None = None,
     ) -> Field | None:
-        kept = tuple(v for v in values if v is not None and v.text)
+        kept = [v for v in values if v is not None and v.text]
         if not kept:
             return None
-        return Field(code=code, label=label or self.label(code), values=kept, hint=hint)
+        return make_field(code, label or self.label(code), tuple(kept), hint)
 
     def text_field(self, code: str, multiline: bool = False) -> Field | None:
         self.used.add(code)
@@ -890,17 +928,21 @@ class _Builder:
 
     def uf_label(self, code: str, meta: Mapping) -> str:
         """``formLabel``/``listLabel``…: text, or ``{"en": …, "la": …}`` per Bitrix24 language."""
-        labels = [meta.get(k) for k in ("formLabel", "listLabel", "filterLabel", "editFormLabel")]
-        dicts = [label for label in labels if isinstance(label, Mapping)]
-        for lang in (i18n.bitrix_lang_for_locale(self.locale), self.ui_locale):
+        plain = ""  # the first non-empty text label
+        dicts = []
+        for key in _UF_LABEL_KEYS:
+            label = meta.get(key)
+            if isinstance(label, Mapping):
+                dicts.append(label)
+            elif not plain:
+                plain = _text(label)
+        for lang in (self.bitrix_lang, self.ui_locale):
             for label in dicts:
                 text = _text(label.get(lang))
                 if text:
                     return text
-        for label in labels:
-            text = "" if isinstance(label, Mapping) else _text(label)
-            if text:
-                return text
+        if plain:
+            return plain
         for label in dicts:
             text = _text(label.get("en")) or next((t for t in map(_text, label.values()) if t), "")
             if text:
@@ -1066,14 +1108,13 @@ def _is_file(item: object) -> bool:
 def _person_name(record: Mapping) -> str:
     if not isinstance(record, Mapping):
         return ""
-    return " ".join(
-        p for p in (_text(record.get(k)) for k in ("NAME", "SECOND_NAME", "LAST_NAME")) if p
-    )
+    parts = [_text(record.get(k)) for k in ("NAME", "SECOND_NAME", "LAST_NAME")]
+    return " ".join([p for p in parts if p])
 
 
 def _initials(record: Mapping) -> str:
     parts = [_text(record.get(k)) for k in ("NAME", "LAST_NAME")]
-    return "".join(p[0] for p in parts if p).upper()[:2]
+    return "".join([p[0] for p in parts if p]).upper()[:2]
 
 
 def _enum_text(items: object, value: str) -> str:

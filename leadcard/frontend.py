@@ -20,6 +20,7 @@ for every ``<script>``/``<style>`` they emit.
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -67,13 +68,15 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> str:
 def static_url(filename: str) -> str:
     """``url_for('static', ...)`` plus ``?v=<content hash>`` so edits bust caches."""
     folder = current_app.static_folder or str(assets.STATIC_DIR)
-    path = Path(folder) / filename
+    # os.path, not pathlib: every page calls this three times and building
+    # a Path costs more than the stat itself.
+    path = os.path.join(folder, filename)
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
         return url_for("static", filename=filename)
     return url_for(
-        "static", filename=filename, v=_file_digest(str(path), stat.st_mtime_ns, stat.st_size)
+        "static", filename=filename, v=_file_digest(path, stat.st_mtime_ns, stat.st_size)
     )
 
 

@@ -619,6 +619,13 @@ def test_hostile_text_stays_plain_text():
         "vbscript:msgbox(1)",
         "//evil.example/x",
         "https://user:pw@evil.example/",
+        "https://user@evil.example/",
+        "https://@evil.example/",
+        "https://ex\u00a0ample.com",
+        "https://ex\u3000ample.com/",
+        "https://example.com/\u2028x",
+        "https://example.com/\u200bx",
+        "https://example.com/" + "a" * 2100,
         "http:\\\\evil.example",
         "file:///etc/passwd",
         "https://",
@@ -810,3 +817,47 @@ def test_card_is_frozen():
     card = build_card(rich_lead(), rich_ref(), "en")
     with pytest.raises(AttributeError):
         card.title = "x"  # type: ignore[misc]
+    row = field(card, "PHONE")
+    with pytest.raises(AttributeError):
+        row.label = "x"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        row.values[0].href = "javascript:alert(1)"  # type: ignore[misc]
+
+
+def test_fields_with_values_of_several_kinds_are_inline():
+    card = build_card(rich_lead(), rich_ref(), "en")
+    created = field(card, "CREATED_BY_ID")  # "Created": a date and who did it
+    assert [v.kind for v in created.values] == ["date", "user"] and created.inline
+    assert field(card, "ASSIGNED_BY_ID").inline is False  # the user alone
+    assert field(card, "PHONE").inline is False
+    assert all(f.inline == (len({v.kind for v in f.values}) > 1) for f in all_fields(card))
+    assert cards.make_field("X", "X", (cards.Value("a"), cards.Value("b"))).inline is False
+    mixed = (cards.Value("a"), cards.Value("b", kind="multiline"))
+    assert cards.make_field("X", "X", mixed, hint="x").inline is True
+
+
+@pytest.mark.parametrize(
+    "raw, text",
+    [
+        ("  plain  ", "plain"),
+        ("a\r\nb\rc", "a\nb\nc"),
+        ("tab\tkept\n", "tab\tkept"),
+        ("zero\u200bwidth\u202eflip\x00nul\x7f", "zerowidthflipnul"),
+        ("\u00a0nbsp\u00a0", "nbsp"),
+        (12, "12"),
+        (True, "Y"),
+        (None, ""),
+        (["x"], ""),
+    ],
+)
+def test_text_cleaning(raw, text):
+    assert cards._text(raw) == text
+
+
+def test_text_shortcut_for_printable_strings_is_safe():
+    # _text returns a printable string just stripped, skipping _CONTROL: only right
+    # while everything _CONTROL removes (and "\r") is unprintable.
+    for code in range(0x10000):
+        ch = chr(code)
+        if cards._CONTROL.match(ch) or ch == "\r":
+            assert not ch.isprintable(), hex(code)

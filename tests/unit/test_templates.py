@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask, g, render_template
 
-from leadcard import assets, frontend, i18n
+from leadcard import assets, cards, frontend, i18n
 from leadcard.cards import ReferenceData, build_card
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -317,6 +317,43 @@ def test_card_show_all_fields_uses_details(app):
     page = Page(html)
     assert len(page.all("details")) == 1 and len(page.all("summary")) == 1
     assert "Available to everyone" in page.plain
+
+
+def test_card_rows_follow_the_model(app):
+    # _macros.html unpacks these named tuples into loop variables in this order.
+    assert cards.Field._fields == ("code", "label", "values", "inline", "hint")
+    assert cards.Value._fields == ("text", "kind", "href", "b24_path", "note", "photo", "initials")
+    lead = dict(
+        filled_lead(),
+        CREATED_BY_ID="1",
+        EMAIL=[{"VALUE_TYPE": "WORK", "VALUE": "k@example.de"}],
+        COMPANY_ID="5",
+    )
+    users = {"1": {"NAME": "Ann", "LAST_NAME": "Lee", "WORK_POSITION": "Sales"}}
+    card = build_card(lead, ReferenceData(users=users), "en")
+    page = assert_csp_safe(render(app, "card.html", card=card))
+    value_class: dict[str, str] = {}
+    code = None
+    for tag, attrs in page.tags:
+        if tag == "div" and "data-field" in attrs:
+            code = attrs["data-field"]
+        elif tag == "dd" and code:
+            value_class[code] = attrs["class"] or ""
+    rows = [f for s in card.sections for f in s.fields] + list(card.extra)
+    assert set(value_class) == {f.code for f in rows}
+    for f in rows:
+        assert ("lc-field__value--inline" in value_class[f.code]) == f.inline, f.code
+    assert {f.code for f in rows if f.inline} == {"CREATED_BY_ID"}  # a date and a user
+    links = {a["href"]: a for a in page.all("a") if "lc-link" in (a.get("class") or "")}
+    assert links["https://example.de"]["target"] == "_blank"
+    assert "target" not in links["tel:+491701234567"]
+    assert "target" not in links["mailto:k@example.de"]
+    assert links["#"]["data-b24-path"] == "/crm/company/details/5/"
+    users_html = [a for a in page.all("a") if a.get("class") == "lc-user"]
+    assert {a["data-b24-path"] for a in users_html} == {"/company/personal/user/1/"}
+    assert {"AL", "Ann Lee", "Sales"} <= set(page.text)  # initials, name, position note
+    assert "+49 170 1234567 Mobile" in page.plain
+    assert page.all("span").count({"class": "lc-text lc-text--multiline"}) == 1  # the comment
 
 
 def test_card_empty_state(app):
