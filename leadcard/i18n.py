@@ -243,12 +243,25 @@ def _short_numbers_cached(fn: Callable[..., str]) -> Callable[..., str]:
     return call
 
 
+# Babel formats in the default decimal context (28 significant digits) and raises
+# InvalidOperation past it, so an amount like "1e30" from a hostile or broken portal broke the
+# whole card. Amounts with more than this many integer digits are shown in scientific form.
+_MAX_INTEGER_DIGITS = 24
+
+
+def _scientific(number: Decimal, locale: str) -> str | None:
+    """``1E30`` in the locale for a number too long to write out, else None."""
+    if number.adjusted() < _MAX_INTEGER_DIGITS:
+        return None
+    return babel_numbers.format_scientific(number, locale=_babel_locale(locale))
+
+
 def format_number(value: object, locale: str) -> str | None:
     """A decimal number in the locale (``1234.5`` → ``1.234,5`` for de)."""
     number = to_decimal(value)
     if number is None:
         return None
-    return _number_text(str(number), locale)
+    return _scientific(number, locale) or _number_text(str(number), locale)
 
 
 @_short_numbers_cached
@@ -266,9 +279,10 @@ def format_money(amount: object, currency: str | None, locale: str) -> str | Non
     if number is None:
         return None
     code = (currency or "").strip().upper()
-    if _CURRENCY_CODE.match(code):
+    scientific = _scientific(number, locale)
+    if _CURRENCY_CODE.match(code) and scientific is None:
         return _money_text(str(number), code, locale)
-    plain = _plain_amount_text(str(number), locale)
+    plain = scientific or _plain_amount_text(str(number), locale)
     return f"{plain} {currency.strip()}" if currency and currency.strip() else plain
 
 

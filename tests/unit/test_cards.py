@@ -861,3 +861,10 @@ def test_text_shortcut_for_printable_strings_is_safe():
         ch = chr(code)
         if cards._CONTROL.match(ch) or ch == "\r":
             assert not ch.isprintable(), hex(code)
+
+
+def test_absurd_amounts_still_build_a_card():
+    # A hostile or broken portal: OPPORTUNITY and a money UF beyond Babel's 28 digits.
+    lead = dict(lead_123(), OPPORTUNITY="1e30", CURRENCY_ID="USD")
+    card = build_card(lead, ReferenceData(users=users()), "en")
+    assert card.amount is not None and "1E30" in str(card.amount)

@@ -184,6 +184,21 @@ def test_format_number():
     assert i18n.format_number("x", "en") is None
 
 
+@pytest.mark.parametrize("value", ["1e30", "1E+30", "-1e26", "1e999999",
+                                   "123456789012345678901234567890.5"])
+@pytest.mark.parametrize("locale", ["en", "de", "ru"])
+def test_amounts_too_long_to_write_out_are_scientific_not_an_error(value, locale):
+    # Babel's 28-digit context raised InvalidOperation on these; the card answered 500.
+    for text in (i18n.format_money(value, "USD", locale), i18n.format_money(value, "RUB", locale),
+                 i18n.format_money(value, "bitcoin", locale), i18n.format_number(value, locale)):
+        assert text and "E" in text and len(text) < 60
+
+
+def test_longest_amount_still_written_out():
+    assert nbsp(i18n.format_money("999999999999999999999999", "USD", "en")) == (
+        "$999,999,999,999,999,999,999,999.00")
+
+
 # --- Catalog files ---
 
 
