@@ -12,6 +12,10 @@ with the viewer's token on every view, so access rights are checked every time.
 Values that differ per response are not part of the stored HTML: the CSP nonce is rendered as
 a per-process stand-in and replaced for each response (`security.reusable_render`).
 
+Pages hold lead data, so they stay in worker memory only: never in Redis or on disk, at most
+`max_entries` of them, each for at most `ttl` seconds (the reference-data TTL by default), and
+only ever served after the viewer's own fresh read of the lead produced the same inputs.
+
 Templates and message catalogs are loaded once per process, so with template auto-reload
 (development) the store is switched off: an edited template must show at once.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -39,14 +44,22 @@ def digest(inputs: Any) -> bytes:
 
 
 class RenderedCards:
-    """A thread-safe LRU of rendered pages keyed by `digest`; ``max_entries=0`` disables it."""
+    """A thread-safe LRU of rendered pages keyed by `digest`, each kept at most ``ttl`` seconds;
+    ``max_entries=0`` disables it."""
 
-    def __init__(self, max_entries: int = 256) -> None:
+    def __init__(
+        self, max_entries: int = 256, ttl: float = 600.0, *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_entries < 0:
             raise ValueError("max_entries must be >= 0")
+        if not ttl > 0:
+            raise ValueError("ttl must be > 0 seconds")
         self.max_entries = max_entries
+        self._ttl = ttl
+        self._clock = clock
         self._lock = threading.Lock()
-        self._pages: OrderedDict[bytes, str] = OrderedDict()
+        self._pages: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
         # Counted for tests and the benchmark.
         self.hits = 0
         self.misses = 0
@@ -68,17 +81,25 @@ class RenderedCards:
         except TypeError:  # not JSON-shaped (an integer beyond 64 bits): just render
             return render()
         with self._lock:
-            html = self._pages.get(key)
-            if html is not None:
+            now = self._clock()
+            entry = self._pages.get(key)
+            if entry is not None and entry[0] > now:
                 self._pages.move_to_end(key)
                 self.hits += 1
-                return html
+                return entry[1]
             self.misses += 1
         html = render()
         with self._lock:
-            self._pages[key] = html
+            now = self._clock()
+            self._pages[key] = (now + self._ttl, html)
             self._pages.move_to_end(key)
             while len(self._pages) > self.max_entries:
+                self._pages.popitem(last=False)
+            # Expired pages go too (least recently used first, so stop at the first live one).
+            while self._pages:
+                oldest = next(iter(self._pages.values()))
+                if oldest[0] > now:
+                    break
                 self._pages.popitem(last=False)
         return html
 

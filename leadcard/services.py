@@ -102,7 +102,7 @@ def build_services(settings: Settings) -> Services:
         portal_api=PortalApi(store, rest, oauth),
         cache=make_cache(settings.redis_url),
         bucket=bucket,
-        rendered=RenderedCards(settings.card_cache_entries),
+        rendered=RenderedCards(settings.card_cache_entries, ttl=settings.reference_ttl),
     )
 
 

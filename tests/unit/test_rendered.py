@@ -121,3 +121,30 @@ def test_key_order_does_not_matter():
     a = {"users": {"1": {"NAME": "Ada", "ID": "1"}, "2": {"NAME": "Ben", "ID": "2"}}}
     b = {"users": {"2": {"ID": "2", "NAME": "Ben"}, "1": {"ID": "1", "NAME": "Ada"}}}
     assert digest((a, "en")) == digest((b, "en"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pages_expire_after_ttl_and_leave_memory():
+    clock = Clock()
+    store, renders = RenderedCards(8, ttl=60, clock=clock), Renders()
+    store.page("a", renders("a"))
+    clock.now += 59
+    store.page("a", renders("a"))
+    assert renders.calls == 1
+    clock.now += 2  # 61 s after it was rendered
+    store.page("b", renders("b"))  # storing b sweeps the expired a
+    assert len(store) == 1
+    store.page("a", renders("a"))
+    assert renders.calls == 3
+
+
+def test_bad_ttl_is_refused():
+    with pytest.raises(ValueError):
+        RenderedCards(8, ttl=0)
