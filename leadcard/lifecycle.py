@@ -157,8 +157,26 @@ def _ensure_bound(api, member_id: str, deadline: Deadline, *, listing: str, bind
     api.call(member_id, bind, params, deadline=deadline, idempotent=False)
 
 
-def handle_event(svc: Services, event: Event) -> str:
-    """Apply one verified event; return a short outcome for the log and the response."""
+# Outcomes the OAuth server confirmed, after which the same event can only ever be a no-op
+# (event_log.py). Not recorded: "kept: not confirmed" (a later delivery may be confirmed), and
+# outcomes that rest on the application_token alone ("duplicate", "already uninstalled"):
+# every portal user can see that token, and a row per forged body would let them fill the table.
+FINAL_OUTCOMES = frozenset({"installed", "updated", "application_token stored", "uninstalled"})
+
+
+def handle_event(svc: Services, event: Event, body_sha256: str) -> str:
+    """Apply one event, unless exactly this body was applied before; return a short outcome
+    for the log and the response."""
+    if svc.events.seen(body_sha256):
+        return "repeat"
+    outcome = _apply_event(svc, event)
+    if outcome in FINAL_OUTCOMES:
+        svc.events.record(body_sha256, event.member_id, event.name)
+    return outcome
+
+
+def _apply_event(svc: Services, event: Event) -> str:
+    """Verify and apply one event (raises VerificationFailed for a forgery)."""
     portal = svc.store.get(event.member_id)
     if event.name == "ONAPPINSTALL":
         return _on_install(svc, event, portal)

@@ -17,6 +17,7 @@ from .bitrix import RestClient
 from .cache import Cache, make_cache
 from .config import Settings
 from .crypto import KeyRing
+from .event_log import ProcessedEvents
 from .http import portal_pool
 from .oauth import OAuthClient
 from .portal_api import PortalApi
@@ -37,6 +38,7 @@ class Services:
     cache: Cache
     bucket: object
     rendered: RenderedCards
+    events: ProcessedEvents
 
 
 def _redis(url: str):  # type: ignore[no-untyped-def]
@@ -103,6 +105,7 @@ def build_services(settings: Settings) -> Services:
         cache=make_cache(settings.redis_url),
         bucket=bucket,
         rendered=RenderedCards(settings.card_cache_entries, ttl=settings.reference_ttl),
+        events=ProcessedEvents(engine),
     )
 
 

@@ -72,8 +72,13 @@ def deliver(world: World, portal: str, url: str, payload: dict) -> int:
     """
     status: Any = 0
     error = None
+    form = flatten_php(payload)
+    with world.lock:
+        # Kept for tests that replay exactly what was delivered (not in stats(): it has tokens).
+        world.delivered_forms.append((portal, str(payload.get("event")), dict(form)))
+        del world.delivered_forms[:-50]
     try:
-        resp = requests.post(url, data=flatten_php(payload), timeout=float(world.knob("event_timeout")),
+        resp = requests.post(url, data=form, timeout=float(world.knob("event_timeout")),
                              allow_redirects=False,
                              headers={"User-Agent": "Bitrix24 Webhook Engine (devportal)"})
         status = resp.status_code

@@ -195,6 +195,14 @@ class Simulator:
         statuses = lifecycle.uninstall(self.world, portal, clean)
         return statuses[0] if statuses else 0
 
+    def last_delivered_form(self, portal: str, event: str) -> dict:
+        """The exact form of the last ``event`` delivered for ``portal`` (to replay it)."""
+        with self.world.lock:
+            for name, kind, form in reversed(self.world.delivered_forms):
+                if name == portal and kind == event:
+                    return dict(form)
+        raise KeyError(f"no {event} delivered for portal {portal!r}")
+
     def bindings(self, portal: str) -> dict:
         """The app's current placement and event bindings on ``portal``."""
         with self.world.lock:

@@ -388,6 +388,7 @@ class World:
         self.counters = {name: _portal_counters() for name in self.portals}
         self.oauth_counters = _oauth_counters()
         self.deliveries: list[dict] = []
+        self.delivered_forms: list[tuple[str, str, dict]] = []  # (portal, event, form), last 50
         self.log: collections.deque = collections.deque(maxlen=5000)
         self.frame_events: list[dict] = []
 

@@ -1,5 +1,6 @@
 """POST /events — Bitrix24 app events (ONAPPINSTALL, ONAPPUNINSTALL), JSON answers."""
 
+import hashlib
 import logging
 
 from flask import Blueprint, jsonify, request
@@ -14,9 +15,11 @@ log = logging.getLogger(__name__)
 
 @bp.post("/events")
 def receive() -> ResponseReturnValue:
+    # The exact body, for the repeat filter (event_log.py); read before the form is parsed.
+    body_sha256 = hashlib.sha256(request.get_data(cache=True)).hexdigest()
     try:
         event = parse_event(request.form)
-        outcome = lifecycle.handle_event(services.current(), event)
+        outcome = lifecycle.handle_event(services.current(), event, body_sha256)
     except errors.BadPayload as exc:
         log.warning("event refused: %s", exc)
         return jsonify(status="error", error="bad_request", detail=str(exc)), 400

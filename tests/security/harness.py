@@ -177,7 +177,7 @@ def assert_designed_page(live: LiveApp, response: requests.Response, code: str,
 
 # --- database snapshots -------------------------------------------------------------------
 
-STORED_TABLES = ("portals", "viewer_renewals", "oauth_states")
+STORED_TABLES = ("portals", "viewer_renewals", "oauth_states", "processed_events")
 
 
 def snapshot(engine) -> dict[str, list[tuple]]:

@@ -303,10 +303,10 @@ def test_duplicate_onappinstall_and_reinstall(sim, live_app):
     assert len(rows) == 1
     assert store.get(member_id).token_version == version + 1  # the installer's fresh grant
 
-    # Uninstall (remember its event), reinstall with a new application_token.
-    old_uninstall = sim.onappuninstall_form("a")
+    # Uninstall (remember the event Bitrix24 delivered), reinstall with a new application_token.
     assert sim.uninstall("a") == 200
     assert store.get(member_id).status == UNINSTALLED
+    old_uninstall = sim.last_delivered_form("a", "ONAPPUNINSTALL")
     old_app_token = portal.application_token
     new_app_token = secrets.token_hex(16)
     sim.world.portal("a").application_token = new_app_token  # Bitrix24 issues a new one
@@ -322,10 +322,16 @@ def test_duplicate_onappinstall_and_reinstall(sim, live_app):
     assert len(snapshot(engine)["portals"]) == 1
     assert _binds(sim) == (2, 2)  # once for the new install
 
-    # The old uninstall event, replayed: refused (old token), nothing changes.
+    # The old uninstall event, replayed byte for byte: a 2xx no-op (scenario 26). Its token is
+    # the old one, so anything but an exact repeat of a processed event is still refused.
     before = snapshot(engine)
     replay = live_app.post("/events", old_uninstall)
-    assert replay.status_code == 401 and replay.json() == INVALID
+    assert replay.status_code == 200 and replay.json()["result"] == "repeat"
+    assert snapshot(engine) == before
+    assert store.get(member_id).status == ACTIVE
+    altered = dict(old_uninstall, ts=str(int(old_uninstall["ts"]) + 1))
+    refused = live_app.post("/events", altered)
+    assert refused.status_code == 401 and refused.json() == INVALID
     assert snapshot(engine) == before
     # Replayed with the current token (an insider): the OAuth server says installed → kept.
     current = sim.onappuninstall_form("a")

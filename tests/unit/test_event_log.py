@@ -1,0 +1,44 @@
+"""ProcessedEvents: exact-repeat filter for /events, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from leadcard import db, event_log
+from leadcard.event_log import ProcessedEvents, processed_events
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_recorded_bodies_are_seen_others_are_not(engine):
+    log = ProcessedEvents(engine)
+    assert not log.seen("a" * 64)
+    log.record("a" * 64, "m1", "ONAPPUNINSTALL")
+    log.record("a" * 64, "m1", "ONAPPUNINSTALL")  # recording twice is harmless
+    assert log.seen("a" * 64) and not log.seen("b" * 64)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(processed_events)).scalar() == 1
+
+
+def test_old_rows_are_pruned_on_insert(engine, monkeypatch):
+    log = ProcessedEvents(engine)
+    log.record("a" * 64, "m1", "ONAPPINSTALL")
+    later = datetime.now(timezone.utc) + event_log.RETENTION + timedelta(minutes=1)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return later
+
+    monkeypatch.setattr(event_log, "datetime", Later)
+    log.record("b" * 64, "m1", "ONAPPUNINSTALL")
+    assert not log.seen("a" * 64) and log.seen("b" * 64)
