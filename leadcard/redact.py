@@ -18,8 +18,9 @@ What ``redact`` removes
   raw or URL-encoded (``auth%5Bkey%5D=v``, ``%3D``), ``"key": "v"`` / ``'key': 'v'`` (JSON, dict
   ``repr``, JSON embedded in JSON), ``('key', 'v')`` (``repr`` of a ``MultiDict``) and
   ``key: v`` (YAML/log style; not for ``auth``, which is too common a word).
-* ``code`` only as a query or form key (``?code=`` / ``&code=`` / line start): elsewhere
-  ``"code"`` is usually an error code we want to see.
+* ``code`` and ``state`` only as a query or form key (``?code=`` / ``&state=`` / line start):
+  elsewhere ``"code"`` is usually an error code we want to see. The reconnect ``state`` is
+  single-use, but an access log line outlives it and should not carry it either.
 * ``Bearer <token>``.
 * Any run of 40 or more ``[A-Za-z0-9]``: Bitrix24 access/refresh tokens are 64-70 hex
   characters, while ``member_id`` (32 hex) stays readable. HMAC-SHA256 fingerprints (64 hex)
@@ -88,10 +89,10 @@ _PATTERNS = [
     ),
     # key: value  (YAML / log style); "auth" excluded, "auth: failed" is ordinary prose
     re.compile(_KEY_START + rf"(?:{_KEYS_NOT_AUTH}){_KEY_END}[ \t]*:[ \t]*" + _VALUE, re.I),
-    # OAuth authorization code, only as a query/form key; the value stops at "%" so an
-    # encoded "&" (%26) ends it and the rest of an encoded query stays readable.
+    # OAuth authorization code and state, only as query/form keys; the value stops at "%" so
+    # an encoded "&" (%26) ends it and the rest of an encoded query stays readable.
     re.compile(
-        r"(?:(?<=[?&])|(?<=%3F)|(?<=%26)|(?<=%253F)|(?<=%2526)|^)code"
+        r"(?:(?<=[?&])|(?<=%3F)|(?<=%26)|(?<=%253F)|(?<=%2526)|^)(?:code|state)"
         + _EQUALS
         + r"(?P<value>[^\s&\"'<>;{}\[\]\\%]+)",
         re.I | re.M,

@@ -43,7 +43,8 @@ SHORT = "s3cr3t-v4lue"  # too short for the token-shaped rule: only the key rule
         (f"SECRET_KEY = '{SHORT}'", "SECRET_KEY = '"),
         (f"password: {SHORT} (from env)", "(from env)"),
         (f"login failed password={SHORT}", "login failed"),
-        (f"GET /oauth/callback?code={SHORT}&state=xyz", "state=xyz"),
+        (f"GET /oauth/callback?code={SHORT}&state=xyz", "state=[REDACTED]"),
+        (f"GET /oauth/callback?state={SHORT}&code=x HTTP/1.1", " HTTP/1.1"),
         (f"token exchange body: grant_type=authorization_code&code={SHORT}", "grant_type="),
         (f"Authorization: Bearer {SHORT}", "Authorization: Bearer "),
         (f"headers={{'Authorization': 'bearer {SHORT}'}}", "Authorization"),
@@ -377,4 +378,4 @@ def test_default_install_covers_gunicorn_and_werkzeug(restore_logging):
         for name, value in saved.items():
             logging.getLogger(name).propagate = value
     for name in names:
-        assert "code=[REDACTED]&state=1" in buffers[name].getvalue(), name
+        assert "code=[REDACTED]&state=[REDACTED] HTTP" in buffers[name].getvalue(), name
