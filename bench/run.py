@@ -1198,9 +1198,14 @@ def target_notes(cfg: Config, res: dict) -> list[str]:
                 f"({ceiling_pct:.0f}% of ideal); {share}"
             )
         else:
+            target_rate = TARGETS["throughput_pct"] / 100 * tp["ideal"]
             why = (
                 f"the CPU need ({cpu:.1f} ms per view) would allow {tp['cpu_ceiling']:.0f} views/s "
-                f"({ceiling_pct:.0f}% of ideal) on {os.cpu_count()} idle cores, but {share}"
+                f"({ceiling_pct:.0f}% of ideal) with {os.cpu_count()} cores busy all the time, but "
+                f"the target rate ({target_rate:.0f}/s) needs {target_rate * cpu / 1000:.2f} of "
+                f"{os.cpu_count()} cores shared by the app workers, the simulator and the load "
+                f"generator, so views queue for a core: p50 under load {ms(tp['p50'])} ms against "
+                f"{ms(lat['view_p50'])} ms one at a time; {share}"
             )
         app_pct = 100 * tp["app_cpu_ceiling"] / tp["ideal"]
         why += (
