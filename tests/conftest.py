@@ -43,3 +43,14 @@ def database_url(request, tmp_path):
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     admin.dispose()
+
+
+@pytest.fixture
+def migrated_engine(database_url):
+    """An engine on a fresh database of each kind with the Alembic history applied."""
+    from leadcard import db
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()

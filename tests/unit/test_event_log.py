@@ -7,16 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from leadcard import db, event_log
+from leadcard import event_log
 from leadcard.event_log import ProcessedEvents, processed_events
 
 
 @pytest.fixture
-def engine(database_url):
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 def test_recorded_bodies_are_seen_others_are_not(engine):

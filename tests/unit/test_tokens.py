@@ -33,11 +33,8 @@ def grant(n: int, *, member_id: str = MEMBER, expires_in: float = 3600) -> Grant
 
 
 @pytest.fixture
-def engine(database_url):
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 @pytest.fixture
