@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -54,3 +56,23 @@ def migrated_engine(database_url):
     db.upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@contextmanager
+def redis_or_skip(url: str, prefix: str) -> Iterator:
+    """A client for the Redis at ``url``, or skip the test when it does not answer; afterwards
+    the keys under ``prefix`` (this run's) are deleted."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.skip(f"Redis not reachable at {url} ({type(exc).__name__})")
+    try:
+        yield client
+    finally:
+        for name in client.scan_iter(match=prefix + "*"):
+            client.delete(name)
+        client.close()

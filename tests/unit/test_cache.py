@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from leadcard.cache import MemoryCache, RedisCache, make_cache
+from tests.conftest import redis_or_skip
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RUN_PREFIX = f"leadcard-test:{uuid.uuid4().hex[:12]}:"
@@ -32,18 +33,8 @@ class FakeClock:
 
 @pytest.fixture(scope="module")
 def redis_client():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"Redis not reachable at {REDIS_URL} ({type(exc).__name__})")
-    yield client
-    for name in client.scan_iter(match=RUN_PREFIX + "*"):
-        client.delete(name)
-    client.close()
+    with redis_or_skip(REDIS_URL, RUN_PREFIX) as client:
+        yield client
 
 
 @pytest.fixture(params=["memory", "redis"])

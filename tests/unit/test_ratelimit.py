@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from leadcard import ratelimit
+from tests.conftest import redis_or_skip
 from leadcard.ratelimit import (
     MemoryBucket,
     RateLimited,
@@ -114,18 +115,8 @@ def postgres_spec():
 
 @pytest.fixture(scope="module")
 def redis_spec():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        pytest.skip(f"Redis not reachable at {REDIS_URL} ({type(exc).__name__})")
-    yield ("redis", REDIS_URL, REDIS_PREFIX)
-    for name in client.scan_iter(match=REDIS_PREFIX + "*"):
-        client.delete(name)
-    client.close()
+    with redis_or_skip(REDIS_URL, REDIS_PREFIX):
+        yield ("redis", REDIS_URL, REDIS_PREFIX)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
