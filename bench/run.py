@@ -55,6 +55,8 @@ if __package__ in (None, ""):  # `python bench/run.py`
 import requests
 from cryptography.fernet import Fernet
 
+from bench.procfs import children_of
+
 PY = sys.executable
 CLIENT_ID = "local.leadcard.bench"
 CLIENT_SECRET = "bench-client-secret-not-for-production"
@@ -119,21 +121,6 @@ def machine_busy() -> tuple[float, float]:
     idle = parts[3] + (parts[4] if len(parts) > 4 else 0)  # idle + iowait
     total = sum(parts[:8])  # guest time is already inside user
     return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            out.append(int(entry))
-    return out
 
 
 class Procs:

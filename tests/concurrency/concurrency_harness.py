@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from werkzeug.serving import make_server
 
+from bench.procfs import children_of
 from leadcard.devportal import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,23 +240,6 @@ def stack(database_url, tmp_path):
 # --- gunicorn -------------------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ..." — comm may contain spaces; split after the last ')'.
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            out.append(int(entry))
-    return sorted(out)
-
-
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -332,7 +316,7 @@ class Gunicorn:
         return self.proc.pid
 
     def worker_pids(self) -> list[int]:
-        return _children(self.pid)
+        return children_of(self.pid)
 
     def log(self) -> str:
         try:
