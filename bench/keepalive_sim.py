@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import sys
-import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_to_bytes
@@ -109,33 +108,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-class KeepAliveServerThread:
-    """Drop-in for `leadcard.devportal.servers.ServerThread` (same attributes and methods)."""
+class KeepAliveServerThread(_servers.ServerThread):
+    """`leadcard.devportal.servers.ServerThread` with the keep-alive server underneath."""
 
-    def __init__(self, app: Callable, host: str, port: int = 0) -> None:
-        if host not in _servers.ALLOWED_HOSTS:
-            raise ValueError(
-                f"the simulator listens on loopback only ({_servers.ALLOWED_HOSTS}), not {host!r}"
-            )
+    def _make_server(self, app: Callable, host: str, port: int) -> _Server:
         handler = type("BoundHandler", (_Handler,), {"app": staticmethod(app)})
-        self.server = _Server((host, port), handler)
-        self.host = host
-        self.port: int = self.server.server_address[1]
-        self._thread = threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"devportal-ka-{self.port}",
-            daemon=True,
-        )
-
-    def start(self) -> KeepAliveServerThread:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=2)
+        return _Server((host, port), handler)
 
 
 def main(argv: list[str] | None = None) -> int:

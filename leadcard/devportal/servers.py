@@ -68,12 +68,17 @@ class ServerThread:
     def __init__(self, app: Callable, host: str, port: int = 0) -> None:
         if host not in ALLOWED_HOSTS:
             raise ValueError(f"the simulator listens on loopback only ({ALLOWED_HOSTS}), not {host!r}")
-        self.server: BaseWSGIServer = make_server(host, port, app, threaded=True,
-                                                  request_handler=QuietHandler)
+        self.server = self._make_server(app, host, port)
         self.host = host
-        self.port: int = self.server.server_port
+        self.port: int = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"devportal-{port or self.port}", daemon=True)
+
+    def _make_server(self, app: Callable, host: str, port: int):  # type: ignore[no-untyped-def]
+        """The HTTP server behind the thread (bench/keepalive_sim.py swaps in another)."""
+        server: BaseWSGIServer = make_server(host, port, app, threaded=True,
+                                             request_handler=QuietHandler)
+        return server
 
     def start(self) -> "ServerThread":
         self._thread.start()
