@@ -14,6 +14,7 @@ retries with the still-stored refresh token.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -218,20 +219,20 @@ class TokenStore:
         """One read for the hot path: the stored portal's route, and whether a posted
         `application_token` agrees with the stored one (constant time). Nothing posted or
         nothing stored counts as agreeing: older portals don't post it (protocol.md a.2)."""
-        try:
+        with _guarded(contextlib.nullcontext()):
             row = self._route_query.fetchone(member_id=member_id)
-        except (OperationalError, sa.exc.TimeoutError) as exc:
-            raise _database_error(exc) from None  # type: ignore[misc]
         if row is None:
             return None, True
         stored = row[3]
-        agrees = True
-        if application_token and stored:
-            agrees = hmac.compare_digest(
-                self._stored_token_digest(stored),
-                hashlib.sha256(application_token.encode()).digest(),
-            )
+        agrees = not (application_token and stored) or self._same_token(stored, application_token)
         return PortalRoute(member_id=row[0], client_endpoint=row[1], status=row[2]), agrees
+
+    def _same_token(self, stored_ciphertext: str, candidate: str) -> bool:
+        """Constant-time: does ``candidate`` equal the stored application_token?"""
+        return hmac.compare_digest(
+            self._stored_token_digest(stored_ciphertext),
+            hashlib.sha256(candidate.encode()).digest(),
+        )
 
     def _digest_of_stored(self, ciphertext: str) -> bytes:
         return hashlib.sha256(self._keys.decrypt(ciphertext).encode()).digest()
@@ -257,7 +258,7 @@ class TokenStore:
             ).scalar()
         if not stored or not candidate:
             return False
-        return hmac.compare_digest(self._keys.decrypt(stored).encode(), candidate.encode())
+        return self._same_token(stored, candidate)
 
     def has_application_token(self, member_id: str) -> bool:
         with self._reading() as conn:
