@@ -61,9 +61,9 @@ class LeadReader:
         dictionaries = {name: cached.get(key) for name, key in dict_keys.items()}
         known = cached.get(refs_key) or None
         known_users = set(known["users"]) if known else set()
-        user_cache = self._cache.get_many([self._user_key(member_id, u) for u in known_users])
-        users = {u: user_cache[self._user_key(member_id, u)] for u in known_users
-                 if user_cache.get(self._user_key(member_id, u)) is not None}
+        user_keys = {u: self._user_key(member_id, u) for u in known_users}
+        user_cache = self._cache.get_many(list(user_keys.values()))
+        users = {u: user_cache[key] for u, key in user_keys.items() if key in user_cache}
 
         missing = [name for name, value in dictionaries.items() if value is None]
         need_users = known is None or len(users) < len(known_users)
@@ -95,7 +95,7 @@ class LeadReader:
                 if value is not None:
                     users[u] = value
                     absent.discard(u)
-        fresh_users = dict(users_found) if users_found else {}
+        fresh_users = dict(users_found)
         if absent:
             fetched_users = self._users(sorted(absent), **call)
             users.update(fetched_users)
