@@ -102,7 +102,3 @@ class RenderedCards:
                     break
                 self._pages.popitem(last=False)
         return html
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pages.clear()
