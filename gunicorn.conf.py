@@ -8,20 +8,29 @@ import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "app:create_app()"
-worker_class = "gthread"
+# gunicorn's gthread worker with its closing linger moved off the event loop (see the module).
+worker_class = "leadcard.gthread_worker.ThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
-# Connections one worker holds at once (in-flight + idle keep-alive). gunicorn's default, 1000,
-# is meant for async workers: a gthread worker with all threads busy kept accepting and queued
-# the request behind them while another worker had threads free. At threads + 4 a busy worker
-# leaves new connections to the others (bench/run.py, 10 s windows: 67.8 -> 70.2 % of ideal
-# throughput, p95 107 -> 101 ms); up to 4 idle keep-alive connections stay open per worker.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(threads + 4)))
+# Keep-alive off, and a worker holds only as many connections as it has threads: it stops
+# accepting while all its threads are busy, so a new view goes to a worker with a free thread
+# instead of queueing behind a whole view (~1 Bitrix24 round trip) in a busy one. gthread
+# counts idle kept-alive connections against worker_connections too, so it cannot keep them
+# and also accept only what it can serve now. Behind a load balancer each request then opens
+# a new connection from the balancer (sub-millisecond on a LAN; the browser's own connection
+# to the balancer stays kept alive), and every response says `Connection: close`, so the
+# balancer never reuses a connection the worker is closing. bench/run.py, 10 s windows, 2x8:
+# keep-alive 5 s with threads + 4 connections 77.2-79.5 % of ideal throughput, p95 86-91 ms;
+# keep-alive off with threads 84.9-88.2 %, p95 68-74 ms.
+# GUNICORN_KEEPALIVE=N turns keep-alive on, and then up to 4 idle connections per worker.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "0"))
+worker_connections = int(
+    os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(threads + (4 if keepalive else 0)))
+)
 # A view's own budget is 10 s (VIEW_BUDGET_SECONDS); the worker timeout sits well above it
 # so a slow Bitrix24 never gets a worker killed mid-request.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")

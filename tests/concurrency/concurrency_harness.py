@@ -14,6 +14,7 @@ Every loop here is bounded by a deadline; every process started here is killed b
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -343,6 +344,24 @@ class Gunicorn:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
             pass
+
+
+# An access-log line per request naming the worker pid (%(p)s), for tests that check which
+# processes served a burst.
+PID_ACCESS_LOG = {
+    "GUNICORN_CMD_ARGS": "--access-logformat 'access pid=%(p)s status=%(s)s %(m)s %(U)s'"
+}
+
+
+def served_by(hosts: list[Gunicorn], path: str = "/placement") -> collections.Counter:
+    """Requests for ``path`` per worker pid, from the access logs of gunicorns started with
+    PID_ACCESS_LOG."""
+    counts: collections.Counter = collections.Counter()
+    for g in hosts:
+        for line in g.log().splitlines():
+            if "access pid=" in line and path in line:
+                counts[line.split("access pid=")[1].split()[0]] += 1
+    return counts
 
 
 @contextlib.contextmanager

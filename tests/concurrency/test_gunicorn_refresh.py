@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import threading
@@ -23,29 +22,19 @@ import sqlalchemy as sa
 
 from leadcard.tokens import ACTIVE, viewer_renewals
 
-from concurrency_harness import free_port, pids_connected_to, wait_until
+from concurrency_harness import (PID_ACCESS_LOG, free_port, pids_connected_to, served_by,
+                                 wait_until)
 
 pytestmark = pytest.mark.slow
 
 M = 16
-# %(p)s = worker pid: shows that the burst really spread over both processes.
-PID_LOG = {"GUNICORN_CMD_ARGS": "--access-logformat 'access pid=%(p)s status=%(s)s %(m)s %(U)s'"}
-
-
-def _served_by(hosts) -> collections.Counter:  # type: ignore[no-untyped-def]
-    counts: collections.Counter = collections.Counter()
-    for g in hosts:
-        for line in g.log().splitlines():
-            if "access pid=" in line and "/placement" in line:
-                counts[line.split("access pid=")[1].split()[0]] += 1
-    return counts
 
 
 def test_burst_with_one_expired_viewer_pair_renews_once(stack, gunicorn_factory):
-    # One gthread worker happily accepts a whole burst, so a second gunicorn ("host") on
-    # another port shares the database: the burst is guaranteed to span processes.
-    hosts = [gunicorn_factory(workers=2, threads=4, **PID_LOG),
-             gunicorn_factory(workers=2, threads=4, port=free_port(), **PID_LOG)]
+    # A second gunicorn ("host") on another port shares the database: the burst spans
+    # processes and hosts.
+    hosts = [gunicorn_factory(workers=2, threads=4, **PID_ACCESS_LOG),
+             gunicorn_factory(workers=2, threads=4, port=free_port(), **PID_ACCESS_LOG)]
     lead = stack.sim.sample_lead("a", "rich")
     url, form = stack.sim.placement_request("a", user_id=2, lead_id=int(lead["ID"]))
     stack.sim.expire_access_token(form["AUTH_ID"])
@@ -71,7 +60,7 @@ def test_burst_with_one_expired_viewer_pair_renews_once(stack, gunicorn_factory)
     with stack.svc.engine.connect() as conn:
         rows = conn.execute(sa.select(viewer_renewals.c.member_id)).all()
     assert [r.member_id for r in rows] == [stack.member("a")]
-    served = wait_until(lambda: (c := _served_by(hosts)) and sum(c.values()) == M and c, 5,
+    served = wait_until(lambda: (c := served_by(hosts)) and sum(c.values()) == M and c, 5,
                         "access log lines for every request")
     assert len(served) >= 2, f"the burst should reach several processes, got {dict(served)}"
     # The stored (installer's) chain was not touched by the viewer's renewal.

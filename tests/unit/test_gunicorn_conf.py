@@ -1,4 +1,5 @@
-"""gunicorn.conf.py: settings from the environment and the per-worker GIL switch interval."""
+"""gunicorn.conf.py: settings from the environment, the worker class and the per-worker GIL
+switch interval."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
 
 def load(monkeypatch, **env):
-    for name in ("GUNICORN_THREADS", "GUNICORN_WORKER_CONNECTIONS", "GIL_SWITCH_INTERVAL_MS"):
+    for name in ("GUNICORN_THREADS", "GUNICORN_WORKER_CONNECTIONS", "GUNICORN_KEEPALIVE",
+                 "GIL_SWITCH_INTERVAL_MS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -22,14 +24,25 @@ def load(monkeypatch, **env):
 
 def test_defaults(monkeypatch):
     conf = load(monkeypatch)
-    assert conf.worker_class == "gthread" and conf.threads == 8
-    assert conf.worker_connections == 12  # threads + 4: a busy worker leaves new ones to others
+    assert conf.worker_class == "leadcard.gthread_worker.ThreadWorker" and conf.threads == 8
+    # keep-alive off and one connection per thread: a busy worker leaves new ones to others
+    assert conf.keepalive == 0 and conf.worker_connections == 8
     assert conf.gil_switch_interval == 0.0005
+
+
+def test_the_worker_class_is_gunicorns_gthread_worker():
+    from gunicorn.util import load_class
+    from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
+
+    assert issubclass(load_class("leadcard.gthread_worker.ThreadWorker"), GunicornThreadWorker)
 
 
 def test_environment_overrides(monkeypatch):
     conf = load(monkeypatch, GUNICORN_THREADS="4", GIL_SWITCH_INTERVAL_MS="2")
-    assert conf.worker_connections == 8 and conf.gil_switch_interval == 0.002
+    assert conf.worker_connections == 4 and conf.gil_switch_interval == 0.002
+    # keep-alive on: room for 4 idle kept-alive connections besides the threads
+    conf = load(monkeypatch, GUNICORN_THREADS="4", GUNICORN_KEEPALIVE="5")
+    assert conf.keepalive == 5 and conf.worker_connections == 8
     assert load(monkeypatch, GUNICORN_WORKER_CONNECTIONS="100").worker_connections == 100
 
 

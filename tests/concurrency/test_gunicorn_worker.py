@@ -1,0 +1,78 @@
+"""The app's gunicorn worker (leadcard/gthread_worker.py, gunicorn.conf.py) under real gunicorn.
+
+- A client that reads its answer and keeps its socket open does not hold up anyone else.
+  gunicorn 27's own gthread worker lingers for that client's close on its event loop, for up
+  to 2 s, and nothing else moves in that worker meanwhile.
+- A worker takes only as many connections as it has threads: a burst of views goes to the
+  workers with free threads instead of queueing behind views in a busy one.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from concurrency_harness import PID_ACCESS_LOG, served_by, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def read_answer_keep_socket(url: str) -> tuple[socket.socket, bytes]:
+    """GET /healthz with `Connection: close`, read the whole answer, do not close."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+    answer = b""
+    while chunk := sock.recv(65536):  # ends at the server's FIN (its half-close)
+        answer += chunk
+    return sock, answer
+
+
+def test_a_client_that_does_not_close_holds_up_nobody(stack, gunicorn_factory):
+    g = gunicorn_factory(workers=1, threads=4)
+    idle_peers = []
+    try:
+        for _ in range(3):
+            sock, answer = read_answer_keep_socket(g.url)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+            idle_peers.append(sock)
+        # The single worker must answer at once while all three peers still hold their
+        # sockets; the stock worker would answer only after lingering up to 2 s per peer.
+        started = time.monotonic()
+        response = requests.get(g.url + "/healthz", timeout=1.5)
+        assert response.status_code == 200
+        assert response.headers["Connection"] == "close"  # keep-alive is off by default
+        assert time.monotonic() - started < 1.5
+    finally:
+        for sock in idle_peers:
+            sock.close()
+    assert "Traceback" not in g.log()
+
+
+def test_a_burst_goes_to_the_workers_with_free_threads(stack, gunicorn_factory):
+    workers, threads = 2, 2
+    hosts = [gunicorn_factory(workers=workers, threads=threads, **PID_ACCESS_LOG)]
+    stack.sim.knobs(latency=1.0)  # every view waits 1 s on crm.lead.get: all 4 overlap
+    burst = workers * threads
+    forms = [stack.sim.placement_request("a", user_id=1, lead_id=101) for _ in range(burst)]
+    barrier = threading.Barrier(burst)
+
+    def view(i: int) -> requests.Response:
+        url, form = forms[i]
+        barrier.wait(timeout=30)
+        return requests.post(url.replace(stack.app_url, hosts[0].url), data=form, timeout=30)
+
+    with ThreadPoolExecutor(burst) as pool:
+        responses = list(pool.map(view, range(burst)))
+    assert [r.status_code for r in responses] == [200] * burst
+    served = wait_until(lambda: (c := served_by(hosts)) and sum(c.values()) == burst and c, 5,
+                        "access log lines for every view")
+    # No worker took more views than it has threads (the default worker_connections allowed
+    # threads + 4 before, and one worker could take three while the other idled).
+    assert sorted(served.values()) == [threads] * workers, dict(served)
