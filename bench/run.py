@@ -415,8 +415,11 @@ class Conn:
     app under test spends. Same wire traffic: one persistent connection, a form or JSON POST.
     """
 
-    def __init__(self, url: str, timeout: float = 60) -> None:
+    def __init__(self, url: str, timeout: float = 60, close: bool = False) -> None:
+        """``close``: each request says `Connection: close`, as a reverse proxy's request to
+        its upstream does by default (nginx) and as a client does that will not reuse it."""
         parts = urlsplit(url)
+        self.close_after = close
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
@@ -426,6 +429,8 @@ class Conn:
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+        if self.close_after:
+            headers["Connection"] = "close"
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
@@ -590,14 +595,15 @@ def phase_throughput(
 ) -> dict:
     """N viewers, each with its own viewer token, for `duration` seconds.
 
-    Each view opens a new connection, as views from many browsers do (a user's next view of a
-    lead comes long after gunicorn's 5 s keep-alive). ``keepalive``: each viewer keeps one
-    connection instead; then which worker serves a viewer is decided once, by the accept race
-    when the 16 connections open together, and a 10/6 split leaves slots idle for the whole
-    window (runs varied 59-79 % of ideal on the same code).
+    Each view opens a new connection and says `Connection: close`, as a reverse proxy in front
+    of gunicorn does by default (gunicorn.conf.py turns keep-alive off anyway). ``keepalive``:
+    each viewer tries to keep one connection instead, which only holds with keep-alive turned
+    on (GUNICORN_KEEPALIVE); then which worker serves a viewer is decided once, by the accept
+    race when the 16 connections open together, and a 10/6 split leaves slots idle for the
+    whole window (runs varied 59-79 % of ideal on the same code).
     """
     forms = [sim.placement_request() for _ in range(n)]
-    sessions = [Conn(app.url) for _ in range(n)]
+    sessions = [Conn(app.url, close=not keepalive) for _ in range(n)]
     ready = threading.Barrier(n + 1)
     go = threading.Event()
     stop_at = [0.0]
