@@ -396,6 +396,19 @@ def test_card_is_framed_only_by_the_verified_portal_and_nothing_sets_cookies(
     assert _frame_ancestors(denied) in (installed.base_url, "'none'")
 
 
+def test_the_app_has_no_session_to_read_or_write(live_app):
+    """No Flask session: a forged session cookie is never read, and code that tried to
+    store something in the session would fail loudly instead of setting a cookie."""
+    import flask
+
+    with live_app.app.test_request_context(
+            "/", headers={"Cookie": "session=eyJ1c2VyIjoiYWRtaW4ifQ.forged.sig"}):
+        live_app.app.preprocess_request()
+        assert dict(flask.session) == {}
+        with pytest.raises(RuntimeError, match="keeps no session"):
+            flask.session["user"] = "admin"
+
+
 # --- insiders: every portal user sees their own AUTH_ID in the frame POST ---------------------
 
 @pytest.mark.parametrize("with_refresh", [True, False])
