@@ -73,11 +73,19 @@ def _absolute(portal: Portal, path: str) -> str:
     return portal.base_url + path if path.startswith("/") else path
 
 
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _snapshot(value: object) -> object:
+    """A copy the caller may keep while the world changes; scalars need none (most fields)."""
+    return value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value)
+
+
 def serialize_lead(lead: dict) -> dict:
     """System keys, then UF_*, then multifields: the order of real crm.lead.get answers."""
-    out = {k: copy.deepcopy(v) for k, v in lead.items() if k not in MULTIFIELDS and not k.startswith("UF_")}
-    out.update({k: copy.deepcopy(v) for k, v in lead.items() if k.startswith("UF_")})
-    out.update({k: copy.deepcopy(lead[k]) for k in MULTIFIELDS if k in lead})
+    out = {k: _snapshot(v) for k, v in lead.items() if k not in MULTIFIELDS and not k.startswith("UF_")}
+    out.update({k: _snapshot(v) for k, v in lead.items() if k.startswith("UF_")})
+    out.update({k: _snapshot(lead[k]) for k in MULTIFIELDS if k in lead})
     return out
 
 
