@@ -322,6 +322,7 @@ class Config:
     gunicorn_conf: str = "gunicorn.conf.py"
     stall_oauth_latency: float = 1.0
     py_spy: Path | None = None
+    py_spy_format: str = "flamegraph"
     rate_per_second: float = 100000.0
     keepalive_viewers: bool = False
 
@@ -552,9 +553,12 @@ def phase_latency(sim: Sim, rounds: int, warmup: int, edit: bool = False) -> dic
     }
 
 
-def start_py_spy(procs: Procs, out_dir: Path, label: str, pids: list[int], seconds: float) -> list:
-    """py-spy flame graphs of the given processes (only with --py-spy; py-spy is not a
-    project dependency: `.venv/bin/pip install py-spy`)."""
+def start_py_spy(
+    procs: Procs, out_dir: Path, label: str, pids: list[int], seconds: float, fmt: str
+) -> list:
+    """py-spy profiles (GIL-holding samples) of the given processes, as flame graphs or as
+    collapsed stacks (``fmt`` "raw": one line per stack, for grep and scripts); only with
+    --py-spy; py-spy is not a project dependency: `.venv/bin/pip install py-spy`."""
     exe = Path(PY).with_name("py-spy")
     if not exe.exists():
         print(f"  (--py-spy: {exe} not found; `.venv/bin/pip install py-spy` to profile)")
@@ -572,8 +576,10 @@ def start_py_spy(procs: Procs, out_dir: Path, label: str, pids: list[int], secon
                 "--rate",
                 "200",
                 "--gil",
+                "--format",
+                fmt,
                 "--output",
-                str(out_dir / f"{label}-{pid}.svg"),
+                str(out_dir / f"{label}-{pid}.{'txt' if fmt == 'raw' else 'svg'}"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -937,7 +943,15 @@ def run_subject(cfg: Config, procs: Procs, subject: Subject, log: Callable[[str]
         )
         spy = None
         if cfg.py_spy:
-            spy = lambda: start_py_spy(procs, cfg.py_spy, subject.key, app.workers(), cfg.duration)
+            spy = lambda: [
+                *start_py_spy(
+                    procs, cfg.py_spy, subject.key, app.workers(), cfg.duration, cfg.py_spy_format
+                ),
+                *start_py_spy(
+                    procs, cfg.py_spy, f"{subject.key}-simulator", [sim.proc.pid], cfg.duration,
+                    cfg.py_spy_format,
+                ),
+            ]
         out["throughput"] = phase_throughput(
             sim,
             app,
@@ -1327,8 +1341,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--py-spy",
         type=Path,
         metavar="DIR",
-        help="record py-spy flame graphs (--gil) of the workers during the throughput "
-        "window into DIR (needs `.venv/bin/pip install py-spy`; not a project dependency)",
+        help="record py-spy flame graphs (--gil) of the workers and the simulator during the "
+        "throughput window into DIR (needs `.venv/bin/pip install py-spy`; not a project dependency)",
+    )
+    ap.add_argument(
+        "--py-spy-format",
+        choices=["flamegraph", "raw"],
+        default="flamegraph",
+        help="py-spy output: flamegraph (SVG, default) or raw (collapsed stacks, text)",
     )
     ap.add_argument(
         "--lead",
@@ -1370,6 +1390,7 @@ def main(argv: list[str] | None = None) -> int:
         sim_server=args.sim_server,
         stall_oauth_latency=args.stall_oauth_latency,
         py_spy=args.py_spy,
+        py_spy_format=args.py_spy_format,
         keepalive_viewers=args.keepalive_viewers,
     )
     command = ".venv/bin/python -m bench.run" + (
