@@ -1265,7 +1265,7 @@ def write_doc(path: Path, cfg: Config, res: dict, command: str, table_md: str, n
             f"Date: {notes['date']}  ",
             f"Machine: {notes['cores']} cores ({notes['cpu']}), shared; load average at start "
             f"{notes['loadavg_at_start']}; Python {notes['python']}; gunicorn {notes['gunicorn']} "
-            f"`-c {cfg.gunicorn_conf} --no-control-socket`, gthread, WEB_CONCURRENCY={cfg.workers}, GUNICORN_THREADS={cfg.threads}; "
+            f"`-c {cfg.gunicorn_conf} --no-control-socket`, gthread (leadcard.gthread_worker), WEB_CONCURRENCY={cfg.workers}, GUNICORN_THREADS={cfg.threads}; "
             f"SQLite (tmp file, WAL); in-process reference cache.  ",
             f"Injected upstream latency: {cfg.latency * 1000:.0f} ms per REST request and per token-endpoint "
             f"call (simulator knobs `latency`, `oauth_latency`); simulator rate limit off for the portal; "
