@@ -35,8 +35,9 @@ from gunicorn.workers import gthread
 LINGER_SECONDS = 2.0
 LINGER_MAX_BYTES = 64 * 1024
 # Sockets lingering at once per worker; past it a close is immediate (like gunicorn before 27),
-# so a flood of clients that never close costs file descriptors only up to this bound.
-LINGER_MAX_SOCKETS = 1024
+# so a flood of clients that never close costs at most this many file descriptors, well under
+# the common 1024 per process (an accept() that hit that limit would end the worker).
+LINGER_MAX_SOCKETS = 256
 
 
 class ThreadWorker(gthread.ThreadWorker):
