@@ -2,7 +2,8 @@
 
 - A client that reads its answer and keeps its socket open does not hold up anyone else.
   gunicorn 27's own gthread worker lingers for that client's close on its event loop, for up
-  to 2 s, and nothing else moves in that worker meanwhile.
+  to 2 s, and nothing else moves in that worker meanwhile. Nor does a flood of such clients
+  stall or end the worker.
 - A worker takes only as many connections as it has threads: a burst of views goes to the
   workers with free threads instead of queueing behind views in a busy one.
 """
@@ -52,6 +53,31 @@ def test_a_client_that_does_not_close_holds_up_nobody(stack, gunicorn_factory):
     finally:
         for sock in idle_peers:
             sock.close()
+    assert "Traceback" not in g.log()
+
+
+def test_a_flood_of_clients_that_never_close_neither_stalls_nor_kills_the_worker(
+        stack, gunicorn_factory):
+    from leadcard.gthread_worker import LINGER_MAX_SOCKETS
+
+    g = gunicorn_factory(workers=1, threads=4)
+    worker = g.worker_pids()
+    idle_peers = []
+    try:
+        # More than the worker lingers on at once: the rest are closed at once instead.
+        # (gunicorn's own worker would take 2 s per client here: give up after 60 s.)
+        give_up = time.monotonic() + 60
+        for _ in range(LINGER_MAX_SOCKETS + 50):
+            assert time.monotonic() < give_up, "the worker waits for clients to close"
+            sock, answer = read_answer_keep_socket(g.url)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+            idle_peers.append(sock)
+        response = requests.get(g.url + "/healthz", timeout=1.5)
+        assert response.status_code == 200
+    finally:
+        for sock in idle_peers:
+            sock.close()
+    assert g.worker_pids() == worker  # the same worker, never restarted
     assert "Traceback" not in g.log()
 
 
