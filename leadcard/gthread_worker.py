@@ -13,7 +13,8 @@ one peer round trip on the main loop.
 
 This worker keeps the same close — shutdown of the write side at once, the same 2 s / 64 KiB
 drain — but lingers in the worker's selector instead of blocking: the socket is read when it
-is readable and closed on the peer's FIN, on the cap, or when its time is up.
+is readable and closed on the peer's FIN, on the cap, or when its time is up (checked each
+turn of the loop, which wakes at least once a second).
 
 Everything else is gunicorn's `gthread` worker unchanged (`gunicorn.conf.py`:
 ``worker_class``). gunicorn is pinned in requirements.txt; the hooks used here are
