@@ -249,8 +249,8 @@ def rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def pids_connected_to(pids: list[int], port: int) -> list[int]:
-    """Which of `pids` hold an established TCP connection to 127.0.0.1:`port`."""
+def _established_to(port: int) -> set[str]:
+    """Socket inodes of established TCP connections to 127.0.0.1:`port` (/proc/net/tcp)."""
     inodes = set()
     with open("/proc/net/tcp") as fh:
         next(fh)
@@ -259,20 +259,34 @@ def pids_connected_to(pids: list[int], port: int) -> list[int]:
             remote, state, inode = parts[2], parts[3], parts[9]
             if state == "01" and int(remote.split(":")[1], 16) == port:
                 inodes.add(inode)
-    found = []
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    found.append(pid)
-                    break
-        except OSError:
-            continue
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                found.add(target[8:-1])
+    except OSError:
+        pass
     return found
+
+
+def pids_connected_to(pids: list[int], port: int) -> list[int]:
+    """Which of `pids` hold an established TCP connection to 127.0.0.1:`port`."""
+    inodes = _established_to(port)
+    return [pid for pid in pids if _socket_inodes(pid) & inodes]
+
+
+def connections_to(pids: list[int], port: int) -> int:
+    """How many established TCP connections to 127.0.0.1:`port` the `pids` hold."""
+    inodes = _established_to(port)
+    return sum(len(_socket_inodes(pid) & inodes) for pid in pids)
 
 
 class Gunicorn:

@@ -6,10 +6,13 @@
   stall or end the worker.
 - A worker takes only as many connections as it has threads: a burst of views goes to the
   workers with free threads instead of queueing behind views in a busy one.
+- SIGTERM stops gunicorn gracefully: views in flight finish with their card, then it exits 0
+  and no longer accepts connections.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -19,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from concurrency_harness import PID_ACCESS_LOG, served_by, wait_until
+from concurrency_harness import PID_ACCESS_LOG, connections_to, served_by, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +105,31 @@ def test_a_burst_goes_to_the_workers_with_free_threads(stack, gunicorn_factory):
     # No worker took more views than it has threads (the default worker_connections allowed
     # threads + 4 before, and one worker could take three while the other idled).
     assert sorted(served.values()) == [threads] * workers, dict(served)
+
+
+def test_sigterm_lets_views_in_flight_finish(stack, gunicorn_factory):
+    g = gunicorn_factory(workers=2, threads=2)
+    stack.sim.knobs(latency=1.5)  # GUNICORN_GRACEFUL_TIMEOUT is 3 s in the harness
+    n = 4
+    lead = stack.sim.sample_lead("a", "rich")
+    forms = [stack.sim.placement_request("a", user_id=1, lead_id=int(lead["ID"]))
+             for _ in range(n)]
+
+    def view(i: int) -> requests.Response:
+        url, form = forms[i]
+        return requests.post(url.replace(stack.app_url, g.url), data=form, timeout=30)
+
+    with ThreadPoolExecutor(n) as pool:
+        pending = [pool.submit(view, i) for i in range(n)]
+        # every view is waiting on Bitrix24 (its request to the portal is open) ...
+        portal_port = stack.sim.world.portal("a").port
+        wait_until(lambda: connections_to(g.worker_pids(), portal_port) >= n, 15,
+                   "all views waiting on the portal")
+        g.proc.send_signal(signal.SIGTERM)  # ... when gunicorn is told to stop
+        responses = [f.result() for f in pending]
+    assert [r.status_code for r in responses] == [200] * n
+    assert all(lead["TITLE"] in r.text for r in responses)
+    assert g.proc.wait(timeout=15) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(g.url + "/healthz", timeout=2)
+    assert "Traceback" not in g.log()
