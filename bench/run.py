@@ -496,7 +496,7 @@ def phase_cold(sim: Sim) -> dict:
 
 
 def phase_latency(sim: Sim, rounds: int, warmup: int, edit: bool = False) -> dict:
-    """Warm views (same lead, same viewer, keep-alive) interleaved with bare crm.lead.get.
+    """Warm views (same lead, same viewer) interleaved with bare crm.lead.get (keep-alive).
 
     ``edit``: the lead is changed at the simulator (untimed) before every view, so no view can
     reuse an earlier rendered card (leadcard/rendered.py): the full build-and-render path.

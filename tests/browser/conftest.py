@@ -110,7 +110,7 @@ def app_server(sim, app_port, tmp_path_factory):
         yield server
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)   # gunicorn's quick shutdown; TERM waits for keep-alives
+            proc.send_signal(signal.SIGINT)   # gunicorn's quick shutdown; TERM waits for views in flight
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -1,6 +1,6 @@
 """Load with faults: thousands of lead-tab views against gunicorn + the simulator.
 
-Dozens of viewers (threads with keep-alive sessions) open cards on portal a and, at the same
+Dozens of viewers (threads with requests sessions) open cards on portal a and, at the same
 time, on portal b, through gunicorn (2 gthread workers x 8 threads, the embedded SQLite
 default). The simulated portals inject faults on a few percent of REST requests (500 JSON,
 502 HTML, 503 QUERY_LIMIT_EXCEEDED, dropped connections). Some frames arrive with an expired
