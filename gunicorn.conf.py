@@ -33,7 +33,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# "-" = stdout (default), a path = that file, empty = no access log (gunicorn itself would
+# refuse to start on an empty path).
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 # The access log line never includes the query string's secrets: Bitrix24 puts only
 # DOMAIN/PROTOCOL/LANG/APP_SID in the query; tokens travel in the POST body.
 # gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): several

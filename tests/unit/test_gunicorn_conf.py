@@ -12,7 +12,7 @@ CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
 def load(monkeypatch, **env):
     for name in ("GUNICORN_THREADS", "GUNICORN_WORKER_CONNECTIONS", "GUNICORN_KEEPALIVE",
-                 "GIL_SWITCH_INTERVAL_MS"):
+                 "GUNICORN_ACCESS_LOG", "GIL_SWITCH_INTERVAL_MS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -44,6 +44,13 @@ def test_environment_overrides(monkeypatch):
     conf = load(monkeypatch, GUNICORN_THREADS="4", GUNICORN_KEEPALIVE="5")
     assert conf.keepalive == 5 and conf.worker_connections == 8
     assert load(monkeypatch, GUNICORN_WORKER_CONNECTIONS="100").worker_connections == 100
+
+
+def test_access_log_stdout_by_default_and_off_when_empty(monkeypatch):
+    assert load(monkeypatch).accesslog == "-"
+    assert load(monkeypatch, GUNICORN_ACCESS_LOG="/var/log/leadcard/access.log").accesslog == (
+        "/var/log/leadcard/access.log")
+    assert load(monkeypatch, GUNICORN_ACCESS_LOG="").accesslog is None
 
 
 def test_post_fork_sets_the_switch_interval(monkeypatch):
