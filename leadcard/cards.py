@@ -73,10 +73,6 @@ class Value(NamedTuple):
         """Opens outside the app (new tab, no referrer)."""
         return bool(self.href) and self.href.startswith(("http://", "https://"))
 
-    @property
-    def multiline(self) -> bool:
-        return self.kind == "multiline"
-
 
 class Field(NamedTuple):
     """A labelled row: ``code`` is the Bitrix field code or a synthetic key.
