@@ -55,6 +55,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
 import requests
 from cryptography.fernet import Fernet
 
+from leadcard.devportal.servers import free_port
 from bench.procfs import children_of
 
 PY = sys.executable
@@ -72,16 +73,13 @@ TARGETS = {"warm_ratio": 1.10, "warm_requests": 1, "throughput_pct": 80.0, "refr
 
 
 def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` distinct ports for servers started later (see devportal.servers.free_port)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def pct(values: list[float], q: float) -> float:

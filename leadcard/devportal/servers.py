@@ -9,6 +9,8 @@ string: ``auth=<token>`` may be in it.
 from __future__ import annotations
 
 import logging
+import random
+import socket
 import threading
 from typing import Callable
 
@@ -19,6 +21,37 @@ from .faults import shutdown_socket
 log = logging.getLogger("leadcard.devportal")
 
 ALLOWED_HOSTS = ("127.0.0.1",)
+
+_EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free TCP port on ``host`` for a server that binds it *later* (the app under test, whose
+    URL the simulator must know before the app starts).
+
+    Chosen below the kernel's ephemeral range: the ports the kernel hands out by itself — to
+    ``bind(("127.0.0.1", 0))`` of the simulator's own servers, and to the local end of every
+    outgoing connection — come from that range, so between now and the later bind nothing
+    takes the port by chance. (A port from ``bind(0)``, released and bound again later, was
+    handed to another server meanwhile: "Address already in use" in CI.)
+    """
+    try:
+        with open(_EPHEMERAL_RANGE) as fh:
+            ephemeral_low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default range starts here
+    low, high = max(1024, ephemeral_low - 12000), ephemeral_low - 1
+    for _ in range(200) if high > low else ():
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        return port
+    with socket.socket() as s:  # no room below the range (unusual settings): the old way
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 class QuietHandler(WSGIRequestHandler):

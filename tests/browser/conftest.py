@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,12 +27,7 @@ from cryptography.fernet import Fernet
 from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, CLIENT_ID, CLIENT_SECRET, REPO, AppServer,
                              Watch, new_page)
 from leadcard.devportal import Simulator
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from leadcard.devportal.servers import free_port
 
 
 # --- environment -------------------------------------------------------------------------
@@ -60,7 +54,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def app_port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="module")

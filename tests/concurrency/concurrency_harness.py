@@ -21,7 +21,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from werkzeug.serving import make_server
 
 from bench.procfs import children_of
 from leadcard.devportal import Simulator
+from leadcard.devportal.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -53,12 +53,6 @@ APP_ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "TOKEN_KEYS", "DB_AUTO_MIGRATE", "B
 # Designed error pages: 5xx the app means to send (security.md §4.2), each with a problem code.
 DESIGNED_5XX = {502, 503, 504}
 PROBLEM = re.compile(r'data-problem="([a-z_]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, message: str,

@@ -59,3 +59,18 @@ def test_edit_lead_changes_what_crm_lead_get_answers(sim, rest):
     assert requests.post(ctl + "/edit_lead", json={"lead_id": 999, "fields": {}},
                          timeout=5).status_code == 404
     assert rest("a", "crm.lead.get", tok["access_token"], id=102).json()["result"] == after
+
+
+def test_free_port_is_outside_the_kernels_ephemeral_range_and_bindable():
+    import socket
+
+    from leadcard.devportal.servers import free_port
+
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+        low, high = (int(x) for x in fh.read().split())
+    ports = {free_port() for _ in range(20)}
+    for port in ports:
+        # never one the kernel could hand to a bind(0) or an outgoing connection meanwhile
+        assert not low <= port <= high, port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))

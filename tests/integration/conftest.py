@@ -14,6 +14,7 @@ import requests
 from werkzeug.serving import make_server
 
 from leadcard.devportal import Simulator
+from leadcard.devportal.servers import free_port
 
 CLIENT_ID = "local.leadcard.test"
 CLIENT_SECRET = "test-client-secret-" + "s" * 24
@@ -42,10 +43,7 @@ def _serve(app) -> LiveApp:
 
 @pytest.fixture
 def app_port():
-    server = make_server("127.0.0.1", 0, lambda e, s: [])
-    port = server.server_port
-    server.server_close()
-    return port
+    return free_port()
 
 
 @pytest.fixture

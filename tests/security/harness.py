@@ -32,6 +32,7 @@ from markupsafe import escape
 from werkzeug.serving import make_server
 
 from leadcard.devportal import Simulator
+from leadcard.devportal.servers import free_port
 
 CLIENT_ID = "local.leadcard.security"
 CLIENT_SECRET = "sec-client-secret-" + uuid.uuid4().hex  # unique per run: greppable
@@ -41,12 +42,6 @@ TRACE_MARKERS = ("Traceback", 'File "', "werkzeug.exceptions", "sqlalchemy.exc",
 
 
 # --- servers ----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Served:
     """A WSGI app on a loopback port in a daemon thread (fast shutdown)."""
