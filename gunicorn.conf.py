@@ -19,9 +19,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # and also accept only what it can serve now. Behind a load balancer each request then opens
 # a new connection from the balancer (sub-millisecond on a LAN; the browser's own connection
 # to the balancer stays kept alive), and every response says `Connection: close`, so the
-# balancer never reuses a connection the worker is closing. bench/run.py, 10 s windows, 2x8:
-# keep-alive 5 s with threads + 4 connections 77.2-79.5 % of ideal throughput, p95 86-91 ms;
-# keep-alive off with threads 84.9-88.2 %, p95 68-74 ms.
+# balancer never reuses a connection the worker is closing. bench/run.py, 10 s windows, 2x8,
+# one machine (docs/performance.md): keep-alive 5 s with threads + 4 connections gave 73-83 %
+# of ideal throughput, p95 under load 78-93 ms; keep-alive off with threads 80-88 %, 68-81 ms.
 # GUNICORN_KEEPALIVE=N turns keep-alive on, and then up to 4 idle connections per worker.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "0"))
 worker_connections = int(

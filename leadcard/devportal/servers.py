@@ -41,14 +41,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     except (OSError, ValueError, IndexError):
         ephemeral_low = 32768  # Linux's default range starts here
     low, high = max(1024, ephemeral_low - 12000), ephemeral_low - 1
-    for _ in range(200) if high > low else ():
-        port = random.randint(low, high)
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-        return port
+    if high > low:
+        for _ in range(200):
+            port = random.randint(low, high)
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue  # taken (by a service, or another test run's choice)
+            return port
     with socket.socket() as s:  # no room below the range (unusual settings): the old way
         s.bind((host, 0))
         return s.getsockname()[1]
