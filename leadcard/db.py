@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData()
@@ -36,6 +37,16 @@ class SchemaOutOfDate(RuntimeError):
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def upsert_insert(engine: Engine):  # type: ignore[no-untyped-def]
+    """The engine's dialect ``insert``, the one with ``on_conflict_do_nothing/update``."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise ValueError(f"Lead Card stores in sqlite and postgresql, not {name}")
 
 
 def make_engine(url: str) -> Engine:

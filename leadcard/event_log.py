@@ -17,10 +17,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from .db import metadata, write_transaction
+from .db import metadata, upsert_insert, write_transaction
 
 RETENTION = timedelta(days=30)
 
@@ -39,7 +38,7 @@ class ProcessedEvents:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = upsert_insert(engine)
 
     def seen(self, body_sha256: str) -> bool:
         """Was exactly this body processed (and recorded) before?"""

@@ -38,9 +38,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from .db import HotStatement
+from .db import HotStatement, upsert_insert
 
 # protocol.md d.1
 DEFAULT_RATE, DEFAULT_BURST = 2.0, 50
@@ -206,12 +205,7 @@ class SqlBucket(Bucket):
             metadata if metadata is not None else sa.MetaData(), table_name
         )
         dialect = engine.dialect.name
-        if dialect == "postgresql":
-            self._insert: Any = postgresql.insert
-        elif dialect == "sqlite":
-            self._insert = sqlite.insert
-        else:
-            raise ValueError(f"SqlBucket supports sqlite and postgresql, not {dialect}")
+        self._insert = upsert_insert(engine)  # ValueError for any other dialect
         self._is_postgres = dialect == "postgresql"
         self._clock = clock
         # SQLite has one write lock per file, and a writer that finds it taken sleeps in

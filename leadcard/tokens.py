@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from . import errors
 from .crypto import KeyRing
-from .db import HotStatement, is_sqlite, metadata, write_transaction
+from .db import HotStatement, is_sqlite, metadata, upsert_insert, write_transaction
 from .oauth import Grant
 
 ACTIVE = "active"
@@ -440,7 +440,7 @@ class TokenStore:
             ))
             if not is_sqlite(self._engine):
                 conn.execute(
-                    sa.dialects.postgresql.insert(viewer_renewals)
+                    upsert_insert(self._engine)(viewer_renewals)
                     .values(refresh_hash=key, member_id=member_id, created_at=now)
                     .on_conflict_do_nothing()
                 )
