@@ -89,11 +89,11 @@ class LeadReader:
         wanted = user_ids_of(lead)
         absent = wanted - set(users)
         if absent:
-            cached_now = self._cache.get_many([self._user_key(member_id, u) for u in absent])
-            for u in list(absent):
-                value = cached_now.get(self._user_key(member_id, u))
-                if value is not None:
-                    users[u] = value
+            absent_keys = {u: self._user_key(member_id, u) for u in absent}
+            cached_now = self._cache.get_many(list(absent_keys.values()))
+            for u, key in absent_keys.items():
+                if key in cached_now:  # get_many leaves misses out
+                    users[u] = cached_now[key]
                     absent.discard(u)
         fresh_users = dict(users_found)
         if absent:
