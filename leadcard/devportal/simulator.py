@@ -9,7 +9,6 @@ runner need.  Everything else is delegated to the modules that own it.
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import frames, lifecycle
@@ -280,14 +279,14 @@ class Simulator:
         real crm.lead.get would never return.
         """
         with self.world.lock:
-            lead = self.world.portal(portal).leads[int(lead_id)]
-            for name, value in fields.items():
+            p = self.world.portal(portal)
+            lead = p.leads[int(lead_id)]
+            for name in fields:  # all checked first: a refused edit changes nothing
                 if name not in lead or isinstance(lead[name], (list, dict)):
                     raise ValueError(f"{name} is not a scalar field of lead {lead_id}")
+            for name, value in fields.items():
                 lead[name] = "" if value is None else str(value)
-            lead["DATE_MODIFY"] = datetime.fromtimestamp(
-                self.world.clock.now(), timezone.utc
-            ).isoformat(timespec="seconds")
+            lead["DATE_MODIFY"] = self.world.now_iso(p)  # in the portal's offset, as REST shows
             return dict(lead)
 
     def advance_clock(self, seconds: float) -> None:

@@ -54,7 +54,8 @@ def test_edit_lead_changes_what_crm_lead_get_answers(sim, rest):
     assert after["DATE_MODIFY"] == r.json()["DATE_MODIFY"] != before["DATE_MODIFY"]
     # Only existing scalar fields; unknown leads and fields are refused, nothing changes.
     for bad in ({"lead_id": 102, "fields": {"PHONE": "x"}}, {"lead_id": 102, "fields": {"NOPE": 1}},
-                {"lead_id": 102, "fields": "TITLE"}):
+                {"lead_id": 102, "fields": "TITLE"},
+                {"lead_id": 102, "fields": {"TITLE": "half an edit", "NOPE": 1}}):
         assert requests.post(ctl + "/edit_lead", json=bad, timeout=5).status_code == 400
     assert requests.post(ctl + "/edit_lead", json={"lead_id": 999, "fields": {}},
                          timeout=5).status_code == 404
