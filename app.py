@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
+import click
 from flask import Flask
+from flask.cli import FlaskGroup
 
 from leadcard import cli, db, error_pages, frontend, logs, security
 from leadcard.config import load_settings
@@ -25,7 +27,11 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
     app.config["SECRET_KEY"] = settings.secret_key
     services = build_services(settings)
-    db.ensure_schema(services.engine, settings.auto_migrate)
+    if not _loaded_by_flask_command():
+        # A host serves only on the schema its code needs (migrating the embedded default
+        # itself). The `flask` command defers this check to each command (cli.py): the
+        # release step, `flask db upgrade`, must run precisely when the schema is old.
+        db.ensure_schema(services.engine, settings.auto_migrate)
     app.extensions["leadcard"] = services
 
     security.init_app(app)
@@ -36,3 +42,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     error_pages.register_error_handlers(app)
     cli.register(app)
     return app
+
+
+def _loaded_by_flask_command() -> bool:
+    """Is this app being built by the `flask` command line (`flask --app app …`)?"""
+    context = click.get_current_context(silent=True)
+    return context is not None and isinstance(context.find_root().command, FlaskGroup)

@@ -20,6 +20,15 @@ keys_cli = AppGroup("keys", help="Token encryption keys.")
 db_cli = AppGroup("db", help="Database schema.")
 
 
+def _ready() -> services.Services:
+    """The app's services, on a schema at the code's revision (the embedded default migrates
+    itself; a shared database must have had `flask db upgrade`). `create_app` skips this
+    check under the `flask` command so that `db upgrade` can run on an old schema."""
+    svc = services.current()
+    db.ensure_schema(svc.engine, svc.settings.auto_migrate)
+    return svc
+
+
 def _fmt(value: object) -> str:
     return "-" if value is None else str(value)
 
@@ -27,7 +36,7 @@ def _fmt(value: object) -> str:
 @portals_cli.command("list")
 def portals_list() -> None:
     """member_id, domain, status and token expiry of every stored portal (never tokens)."""
-    rows = services.current().store.list()
+    rows = _ready().store.list()
     click.echo(f"{'member_id':34} {'domain':32} {'status':16} token_expires_at")
     for p in rows:
         expires = p.token_expires_at.isoformat(timespec="seconds") if p.token_expires_at else "-"
@@ -38,7 +47,7 @@ def portals_list() -> None:
 @portals_cli.command("check")
 def portals_check() -> None:
     """Call app.info on every installed portal with its stored grant (renewing if expired)."""
-    svc = services.current()
+    svc = _ready()
     failed = 0
     for p in svc.store.list():
         if p.status == UNINSTALLED:
@@ -62,7 +71,7 @@ def portals_check() -> None:
               help="Renew grants last renewed more than DAYS ago (refresh tokens live 180 days).")
 def portals_renew(older_than: float) -> None:
     """Spend and replace old refresh tokens so rarely used portals stay connected."""
-    svc = services.current()
+    svc = _ready()
     failed = renewed = 0
     for p in list(iter_expiring(svc.store, older_than)):
         try:
@@ -81,7 +90,7 @@ def portals_renew(older_than: float) -> None:
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every stored token under the newest key of TOKEN_KEYS."""
-    changed = services.current().store.rotate_keys()
+    changed = _ready().store.rotate_keys()
     click.echo(f"re-encrypted {changed} row(s) under the newest key")
 
 

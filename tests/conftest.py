@@ -23,14 +23,10 @@ def load_payload(name: str) -> dict:
     return json.loads((PAYLOADS / name).read_text())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    """A fresh, empty database of each kind (PostgreSQL: a throwaway schema)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/leadcard.sqlite3"
-        return
-    if not PG_URL:
-        pytest.skip(PG_SKIP_REASON)
+@contextmanager
+def throwaway_pg_schema() -> Iterator[str]:
+    """A URL on TEST_DATABASE_URL's server whose search_path is a fresh, empty schema
+    (to PostgreSQL an empty database as far as the app can tell); dropped afterwards."""
     import sqlalchemy as sa
 
     from leadcard.config import normalise_database_url
@@ -41,10 +37,33 @@ def database_url(request, tmp_path):
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty database of each kind (PostgreSQL: a throwaway schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/leadcard.sqlite3"
+        return
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    with throwaway_pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_database_url():
+    """A fresh, empty PostgreSQL database (throwaway schema), for PostgreSQL-only cases."""
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    with throwaway_pg_schema() as url:
+        yield url
 
 
 @pytest.fixture
