@@ -142,6 +142,17 @@ def load_settings(
         )
     database_url = normalise_database_url(database_url)
     is_sqlite = database_url.startswith("sqlite")
+    token_keys = env.get("TOKEN_KEYS", "").strip() or None
+    if not is_sqlite and token_keys is None:
+        # A shared database is read by every host: a host that made up its own key file
+        # would answer 500 for every view and re-encrypt the grants it writes under a key
+        # no other host has. Only the embedded SQLite default, on one host, may do that.
+        raise ConfigError(
+            "Lead Card cannot start: TOKEN_KEYS is required when DATABASE_URL is not the "
+            "embedded SQLite default. Give every host the same key ring, e.g. "
+            "TOKEN_KEYS=$(python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())') (see .env.example)."
+        )
     auto_migrate_raw = env.get("DB_AUTO_MIGRATE")
     auto_migrate = is_sqlite if auto_migrate_raw in (None, "") else _flag(auto_migrate_raw)
 
@@ -153,7 +164,7 @@ def load_settings(
         database_url=database_url,
         secret_key=env["SECRET_KEY"],
         allow_http=allow_http,
-        token_keys=env.get("TOKEN_KEYS") or None,
+        token_keys=token_keys,
         redis_url=env.get("REDIS_URL") or None,
         instance_path=os.path.abspath(instance_path),
         connect_timeout=_float(env, "B24_CONNECT_TIMEOUT", 3.05),

@@ -30,14 +30,22 @@ from collections.abc import Callable, Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from . import errors
+
 KEY_FILE_NAME = "token.key"
 
 
-class UndecryptableToken(Exception):
+class UndecryptableToken(errors.LeadCardError):
     """No key in the ring can decrypt this value (wrong key, tampered or not a token).
 
     The message is fixed text: it never contains the ciphertext, the plaintext or a key.
+    One of the error family, so that a view shows the designed "temporarily unavailable"
+    page and `portals check` reports the portal and goes on (a host started with another
+    key ring than the fleet's meets every row like this).
     """
+
+    code = "undecryptable_token"
+    status = 503
 
 
 class KeyRing:

@@ -155,7 +155,9 @@ TEXTS = {
 
 # Internal signals that may escape to the edge: show them as their user-facing cousin.
 ALIASES = {"expired_token": "session_expired", "invalid_token": "not_verified",
-           "portal_redirect": "portal_moved"}
+           "portal_redirect": "portal_moved",
+           # The operator's key ring does not fit the stored row: to the user, an outage.
+           "undecryptable_token": "db_unavailable"}
 
 
 def problem_for(exc: errors.LeadCardError | None, *, code: str | None = None,

@@ -36,6 +36,39 @@ def test_portals_check_renews_expired_token_and_reports_failures(sim, live_app, 
     assert store.get(installed.member_id).status == REAUTH_REQUIRED
 
 
+def test_portals_check_reports_an_undecryptable_row_and_goes_on(sim, live_app, installed):
+    """Issue 10 defect 7: a row written under another key ring (a host started with the
+    wrong TOKEN_KEYS) is one failing portal, not a traceback that ends the command."""
+    import sqlalchemy as sa
+    from cryptography.fernet import Fernet
+
+    from leadcard.crypto import KeyRing
+    from leadcard.tokens import portals
+
+    url, form = sim.install_request("b", user_id=1)
+    assert live_app.post(url, form).status_code == 200
+    assert sim.finish_install("b") in (200, 201)
+    a, b = installed.member_id, sim.portals["b"].member_id
+    foreign = KeyRing([Fernet.generate_key().decode()])
+    with live_app.services.engine.begin() as conn:
+        conn.execute(sa.update(portals).where(portals.c.member_id == a).values(
+            access_token=foreign.encrypt("a-foreign-access"),
+            refresh_token=foreign.encrypt("a-foreign-refresh"),
+            application_token=foreign.encrypt("a-foreign-application-token")))
+
+    result = live_app.app.test_cli_runner().invoke(args=["portals", "check"])
+    assert result.exit_code == 1, result.output
+    assert f"FAIL {a}" in result.output and "undecryptable_token" in result.output
+    assert f"ok   {b}" in result.output  # the command went on to the next portal
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # exit 1, not an exception
+
+    # A view of that portal is the designed page, not a 500.
+    url, form = sim.placement_request("a", user_id=1, lead_id=101)
+    page = requests.post(url, data=form, timeout=30)
+    assert page.status_code == 503 and 'data-problem="db_unavailable"' in page.text
+
+
 def test_portals_renew_older_than(sim, live_app, installed):
     store = live_app.services.store
     runner = live_app.app.test_cli_runner()

@@ -42,5 +42,21 @@ def test_bad_urls_and_numbers():
 def test_postgres_urls_use_psycopg3():
     assert normalise_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
-    s = load_settings(environ=dict(BASE, DATABASE_URL="postgres://u@h/db"))
+    s = load_settings(environ=dict(BASE, DATABASE_URL="postgres://u@h/db", TOKEN_KEYS="k1"))
     assert s.auto_migrate is False  # shared databases are migrated by a command
+
+
+def test_a_shared_database_needs_token_keys():
+    """Issue 10 defect 7: a host with its own key file poisons a shared database."""
+    for url in ("postgresql://u@h/db", "postgres://u@h/db"):
+        for keys in (None, "", "   "):
+            env = dict(BASE, DATABASE_URL=url)
+            if keys is not None:
+                env["TOKEN_KEYS"] = keys
+            with pytest.raises(ConfigError, match="TOKEN_KEYS is required"):
+                load_settings(environ=env)
+    # The embedded SQLite default (and any SQLite file, which lives on one host) may keep
+    # its key in the instance directory.
+    assert load_settings(environ=dict(BASE)).token_keys is None
+    sqlite_file = load_settings(environ=dict(BASE, DATABASE_URL="sqlite:////tmp/x.sqlite3"))
+    assert sqlite_file.token_keys is None
