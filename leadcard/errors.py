@@ -4,6 +4,7 @@
     ├── BadPayload            400     malformed input; raised before any upstream call
     ├── NotInstalled          403     unknown member_id / app uninstalled on this portal
     ├── VerificationFailed    403     a request could not be tied to the stored portal
+    │   └── NotAdmin          403     only a portal administrator's grant may be stored
     ├── LeadNotFound          404     crm.lead.get: "Not found"
     ├── AccessDenied          403     the viewing user may not read the lead
     ├── SessionExpired        401     the viewer's AUTH_ID expired and could not be renewed
@@ -17,6 +18,7 @@
     ├── PortalTimeout         504     Bitrix24 did not answer within the budget
     ├── PortalError           502     5xx, HTML instead of JSON, unexpected answer
     ├── RateLimited           503     QUERY_LIMIT_EXCEEDED / our own bucket is full
+    ├── TooManyAttempts       429     one client or portal repeats an unauthenticated request
     ├── OperationTimeLimit    503     OPERATION_TIME_LIMIT (method budget spent)
     ├── PortalClosed          503     PORTAL_DELETED (on-premise: public part closed)
     ├── PortalMoved           409     the portal moved and the OAuth server did not confirm it
@@ -57,6 +59,14 @@ class VerificationFailed(LeadCardError):
     """Request not tied to the portal."""
 
     code = "not_verified"
+    status = 403
+
+
+class NotAdmin(VerificationFailed):
+    """A verified user who is not a portal administrator offered their grant (events answer
+    it as any other failed verification)."""
+
+    code = "not_admin"
     status = 403
 
 
@@ -149,6 +159,14 @@ class RateLimited(LeadCardError):
 
     code = "rate_limited"
     status = 503
+
+
+class TooManyAttempts(LeadCardError):
+    """Our own abuse limit: too many reconnects or unconfirmed events from one client or for
+    one portal; nothing was done (`retry_after` says when to try again)."""
+
+    code = "too_many_attempts"
+    status = 429
 
 
 class OperationTimeLimit(LeadCardError):

@@ -53,22 +53,22 @@ def verify_token(svc: Services, access_token: str, member_id: str) -> AppInfo:
     return info
 
 
-def is_admin(svc: Services, info: AppInfo, access_token: str) -> bool:
+def is_admin(svc: Services, member_id: str, client_endpoint: str, access_token: str) -> bool:
     """Does a verified token belong to a portal administrator? (`profile` answers ADMIN.)"""
-    profile = svc.rest.call(info.client_endpoint, "profile", {}, access_token,
-                            bucket_key=info.member_id,
+    profile = svc.rest.call(client_endpoint, "profile", {}, access_token,
+                            bucket_key=member_id,
                             deadline=Deadline.after(svc.settings.view_budget))
     return isinstance(profile, dict) and profile.get("ADMIN") is True
 
 
-def require_admin(svc: Services, info: AppInfo, access_token: str) -> None:
+def require_admin(svc: Services, member_id: str, client_endpoint: str, access_token: str) -> None:
     """Only a portal administrator's token may become the stored grant or set the
     application_token: every user who opens the app sees their own AUTH_ID in the frame
-    POST, so "the OAuth server vouches for it" alone would let any user replace them
-    (security.md T3, §2.4 (b))."""
-    if not is_admin(svc, info, access_token):
-        log.warning("grant for %s offered by a non-administrator; not stored", info.member_id)
-        raise errors.VerificationFailed("the token's user is not a portal administrator")
+    POST, and any user can walk through the reconnect flow, so "the OAuth server vouches
+    for it" alone would let any user replace them (security.md T3, §2.4 (b))."""
+    if not is_admin(svc, member_id, client_endpoint, access_token):
+        log.warning("grant for %s offered by a non-administrator; not stored", member_id)
+        raise errors.NotAdmin("the token's user is not a portal administrator")
 
 
 def grant_from_frame(svc: Services, frame: FrameContext, info: AppInfo) -> Grant:
@@ -95,7 +95,7 @@ def install(svc: Services, frame: FrameContext) -> InstallResult:
     if not frame.refresh_id:
         raise errors.BadPayload("REFRESH_ID missing")
     info = verify_token(svc, frame.auth_id, frame.member_id)
-    require_admin(svc, info, frame.auth_id)
+    require_admin(svc, info.member_id, info.client_endpoint, frame.auth_id)
     existing = svc.store.get(info.member_id)
     # APPLICATION_TOKEN from the frame is only a first value; ONAPPINSTALL (whose token the
     # OAuth server vouches for) is authoritative and overwrites it.
@@ -223,7 +223,13 @@ def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
         # which may have been rotated since this event's refresh token was issued.
         return "duplicate"
     info = verify_token(svc, access, event.member_id)
-    require_admin(svc, info, access)
+    if not info.installed:
+        # A genuine administrator's token on a portal where the app is not (or no longer)
+        # installed: the event is not Bitrix24's, and its application_token is the
+        # caller's choice (app.info's install.installed; api-reference/common/events/
+        # on-app-install.md).
+        raise errors.VerificationFailed("the OAuth server says the app is not installed")
+    require_admin(svc, info.member_id, info.client_endpoint, access)
     if not refresh:
         if portal is None:
             log.warning("ONAPPINSTALL for unknown %s without refresh_token; waiting for install", event.member_id)

@@ -41,6 +41,11 @@ TEXTS = {
         _l("Close the lead and open it again from your Bitrix24."),
         "reload",
     ),
+    "not_admin": (
+        _l("Only a Bitrix24 administrator can connect Lead Card"),
+        _l("Nothing was changed. Ask an administrator of your Bitrix24 to open Lead Card and connect it."),
+        None,
+    ),
     "lead_not_found": (
         _l("This lead doesn't exist"),
         _l("It may have been deleted or merged with another lead."),
@@ -104,6 +109,11 @@ TEXTS = {
     "rate_limited": (
         _l("Bitrix24 is busy"),
         _l("Too many requests right now. Try again in a few seconds."),
+        "reload",
+    ),
+    "too_many_attempts": (
+        _l("Too many attempts"),
+        _l("Nothing was changed. Wait a minute, then try again."),
         "reload",
     ),
     "operation_limit": (

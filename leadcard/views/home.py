@@ -24,7 +24,7 @@ def home() -> tuple[str, int]:
     info = lifecycle.verify_token(svc, frame.auth_id, frame.member_id)
     security.set_frame_origin(portal_origin(portal.client_endpoint))
     if (portal.status != ACTIVE and frame.refresh_id and portal.status != "uninstalled"
-            and lifecycle.is_admin(svc, info, frame.auth_id)):
+            and lifecycle.is_admin(svc, info.member_id, info.client_endpoint, frame.auth_id)):
         # The stored grant was lost (refresh refused): an administrator opening the app
         # re-seeds it from their own fresh pair (security.md scenario 7, §2.4 (b)).
         svc.store.save_grant(lifecycle.grant_from_frame(svc, frame, info))

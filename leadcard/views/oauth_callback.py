@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
-from .. import errors, security, services
+from .. import errors, lifecycle, security, services
 from ..oauth import portal_origin
 
 bp = Blueprint("oauth_callback", __name__)
@@ -40,6 +40,10 @@ def callback() -> ResponseReturnValue:
     grant = svc.oauth.exchange_code(code)  # always at the pinned OAuth server
     if grant.member_id != member_id:
         raise errors.VerificationFailed("code was issued for another portal")
+    # Anyone may start this flow and any portal user may authorize it: the code's grant
+    # is stored only if it is an administrator's, as at install (a sales rep's grant would
+    # make app-level work run with a sales rep's rights).
+    lifecycle.require_admin(svc, grant.member_id, grant.client_endpoint, grant.access_token)
     svc.store.save_grant(grant)
     security.set_frame_origin(portal_origin(grant.client_endpoint))
     return render_template("home.html", portal=svc.store.get(member_id), reconnected=True), 200

@@ -439,9 +439,52 @@ def test_non_admin_install_post_cannot_replace_the_stored_grant(sim, live_app, i
     form.update(AUTH_ID=frame["AUTH_ID"], REFRESH_ID=frame["REFRESH_ID"])
     before_db = snapshot(live_app.services.engine)
     response = live_app.post(url, form)
-    assert_designed_page(live_app, response, "not_verified", 403)
+    assert_designed_page(live_app, response, "not_admin", 403)
     assert snapshot(live_app.services.engine) == before_db
     assert live_app.store.get(installed.member_id).installed_by == 1
+
+
+def test_a_sales_rep_cannot_reconnect_with_their_own_grant(sim, live_app, installed, egress):
+    """Issue 10 defect 8: anyone may open /reconnect and any portal user may authorize the
+    app; the code's grant is stored only when it is an administrator's."""
+    import requests
+
+    store = live_app.store
+    before_db = snapshot(live_app.services.engine)
+    before = store.credentials(installed.member_id)
+    start = live_app.get(f"/reconnect?member_id={installed.member_id}")  # anonymous
+    assert start.status_code == 302
+    with egress.ignored():  # the browser at the portal's authorize page, as user 2
+        authorize = requests.get(start.headers["Location"] + "&user=2", allow_redirects=False,
+                                 timeout=10)
+    assert authorize.status_code == 302
+    done = requests.get(authorize.headers["Location"], allow_redirects=False, timeout=10)
+    assert_designed_page(live_app, done, "not_admin", 403)
+    assert "reconnected" not in done.text.lower()
+    after = store.credentials(installed.member_id)
+    assert (after.access_token, after.refresh_token, after.version) == \
+        (before.access_token, before.refresh_token, before.version)
+    # Nothing else changed either (the spent state row is gone, as any used state is).
+    assert {k: v for k, v in snapshot(live_app.services.engine).items() if k != "oauth_states"} \
+        == {k: v for k, v in before_db.items() if k != "oauth_states"}
+    assert store.get(installed.member_id).status == ACTIVE
+
+
+@pytest.mark.parametrize("shape", ["docs", "phpsdk"])
+def test_onappinstall_for_a_portal_where_the_app_is_not_installed_is_refused(
+        sim, live_app, installed, shape):
+    """Issue 10 defect 10: an administrator's genuine token on a portal where the app is not
+    installed (`app.info` says installed: false) must not create a portal row (the docs'
+    shape carries a refresh token, which used to be stored as an active grant)."""
+    assert not sim.portals["b"].installed
+    sim.knobs(onappinstall_shape=shape)
+    form = sim.onappinstall_form("b")
+    form["auth[application_token]"] = secrets.token_hex(16)  # the caller's choice
+    before_db = snapshot(live_app.services.engine)
+    response = live_app.post("/events", form)
+    assert response.status_code == 401 and response.json() == INVALID
+    assert snapshot(live_app.services.engine) == before_db
+    assert live_app.store.get(sim.portals["b"].member_id) is None
 
 
 def test_only_an_admin_reseeds_a_lost_grant(sim, live_app, installed):
