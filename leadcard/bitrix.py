@@ -8,9 +8,21 @@ The only module that builds portal REST URLs. Every request:
 - has explicit connect/read timeouts bounded by the caller's deadline;
 - does not follow redirects (a moved portal answers 302 — see `PortalRedirect`).
 
-Errors become the family in `errors.py`. Retries are for reads only: a
-`QUERY_LIMIT_EXCEEDED` was never executed and is retried with jittered back-off while the
-deadline allows; a 5xx or connection failure gets one retry; a read timeout none.
+Errors become the family in `errors.py`. Retries are for reads only: a 5xx or connection
+failure gets one retry; a read timeout none.
+
+Limits (issue 10, defect 6):
+- a request waits at most `MAX_SLOT_WAIT` for its bucket slot. A view that slept most of its
+  budget there held a gunicorn thread while the queue behind it grew (views took 20 s on a
+  host under a spent limit); past that bound the view answers the designed busy page at once
+  (`errors.RateLimited`: 503 with `Retry-After` = when a slot is free);
+- a `QUERY_LIMIT_EXCEEDED` from Bitrix24 pauses the portal in the shared bucket for every
+  worker and host (`Bucket.pause`, `LIMIT_PAUSE` or the answer's `Retry-After`): the views
+  that follow wait for the pause when it fits their slot bound, else get the busy page, with
+  no upstream request. The refused request itself (never executed, so safe even for writes) is
+  retried once, in its turn after the pause. Before, every view retried on its own, up to 3
+  requests per refused view (992 refusals in 30 s with the app's rate above the portal's);
+- a request that reserved its slot before such a pause and slept into it does not go either.
 """
 
 from __future__ import annotations
@@ -35,6 +47,22 @@ from . import errors
 from .ratelimit import RateLimited as BucketFull
 
 log = logging.getLogger(__name__)
+
+# The longest a request waits for its bucket slot. At the documented 2 req/s that is four
+# requests queued ahead; a view needs one or two requests, so a slot further away means the
+# limit is spent for longer than a user should stare at a spinner: busy page now, well inside
+# the 10 s view budget, instead of a sleeping thread while gunicorn's queue fills.
+MAX_SLOT_WAIT = 2.0
+# The portal's pause after QUERY_LIMIT_EXCEEDED when the answer names none (Bitrix24 sends no
+# Retry-After): its counter is full, and at the slowest documented drain (2 req/s;
+# settings/performance/limits.md) one second frees two requests. Shorter than MAX_SLOT_WAIT
+# so the views of that second wait for it rather than fail. A Retry-After is honoured up to
+# MAX_PAUSE.
+LIMIT_PAUSE = 1.0
+MAX_PAUSE = 60.0
+# A request that slept for its slot still goes when a pause ends within this much: clocks of
+# the app host and the bucket's backend (Redis TIME, database clock) disagree by milliseconds.
+PAUSE_TOLERANCE = 0.05
 
 
 class PortalRedirect(errors.LeadCardError):
@@ -230,13 +258,17 @@ class RestClient:
             try:
                 return self._post_once(url, payload, deadline)
             except errors.RateLimited as exc:
-                # Never executed by Bitrix24, so safe to repeat even for writes.
-                pause = min(0.5 * 2 ** (attempt - 1), 2.0) * random.uniform(0.8, 1.2)
-                if attempt >= 3 or deadline.remaining() < pause + 0.5:
-                    exc.retry_after = exc.retry_after or max(pause, 1.0)
+                # Bitrix24's counter for this portal is full: tell every worker and host.
+                pause = min(exc.retry_after or LIMIT_PAUSE, MAX_PAUSE)
+                exc.retry_after = pause
+                if self._bucket is None:
                     raise
-                log.info("QUERY_LIMIT_EXCEEDED on %s, retrying in %.2fs", method, pause)
-                time.sleep(pause)
+                self._bucket.pause(bucket_key, pause)
+                # Never executed by Bitrix24, so safe to repeat even for writes: once, in
+                # its turn after the pause (_wait_for_slot refuses when that is too far).
+                if attempt >= 2 or deadline.remaining() < pause + 1.0:
+                    raise
+                log.info("QUERY_LIMIT_EXCEEDED on %s: portal paused %.2fs", method, pause)
             except (errors.PortalError, _ConnectFailed) as exc:
                 pause = random.uniform(0.1, 0.3)
                 if not idempotent or retried_failure or deadline.remaining() < pause + 1.0:
@@ -247,14 +279,26 @@ class RestClient:
                 time.sleep(pause)
 
     def _wait_for_slot(self, key: str, deadline: Deadline) -> None:
+        """Take the portal's next slot if it is at most MAX_SLOT_WAIT away, and sleep till then.
+
+        Raises the busy page's `errors.RateLimited` (with `retry_after`) when it is further,
+        or when Bitrix24 paused the portal while this request slept for its slot.
+        """
         if self._bucket is None:
             return
+        max_wait = max(min(MAX_SLOT_WAIT, deadline.remaining() - 1.0), 0.0)
         try:
-            delay = self._bucket.acquire(key, max_wait=max(deadline.remaining() - 1.0, 0.0))
+            delay = self._bucket.acquire(key, max_wait=max_wait)
         except BucketFull as exc:
             raise errors.RateLimited("client-side bucket full", retry_after=exc.retry_after) from None
         if delay > 0:
             time.sleep(delay)
+            # Only a request that slept can have been overtaken by a pause (one extra read,
+            # only while the portal's limit is the bottleneck).
+            left = self._bucket.paused(key)
+            if left > PAUSE_TOLERANCE:
+                raise errors.RateLimited("portal paused after QUERY_LIMIT_EXCEEDED",
+                                         retry_after=left)
 
     def _post_once(self, url: str, payload: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         remaining = deadline.remaining()

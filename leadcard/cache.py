@@ -5,7 +5,8 @@ Public API
 ``Cache``                      protocol: get, get_many, set, set_many, delete, delete_prefix
 ``MemoryCache(max_entries)``   one process, thread-safe, LRU + TTL
 ``RedisCache(client, prefix)`` shared by every worker and host; JSON values with ``SET PX``
-``make_cache(redis_url)``      Redis when a URL is configured, memory otherwise
+``FailOpenCache(inner, breaker, errors)`` a Redis outage becomes a miss / a skipped write
+``make_cache(redis_client, breaker)`` fail-open Redis when the app has a client, memory otherwise
 
 Conventions: keys are ``str`` and start with the portal's ``member_id`` (``"<member_id>:fields"``)
 so that ``delete_prefix("<member_id>:")`` forgets a portal on uninstall. Values must be
@@ -17,8 +18,10 @@ change it for everyone. ``None`` cannot be stored: ``get`` returns ``None`` for 
 an empty ``{}`` or ``[]`` to remember "nothing there".
 
 Exceptions: ``ValueError`` for ``None`` values, bad TTLs and non-JSON values (``TypeError``
-from ``json`` for unsupported types); Redis errors (``redis.RedisError``) propagate: the caller
-decides whether a cache outage means "fetch from Bitrix24" or "fail".
+from ``json`` for unsupported types). ``RedisCache`` lets Redis errors (``redis.RedisError``)
+propagate; the app never uses it bare: ``make_cache`` wraps it in ``FailOpenCache``, because
+everything cached here can be read from Bitrix24 again, so a cache outage means "fetch from
+Bitrix24", never "fail the view" (issue 10, defect 2).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
+
+from .outage import Breaker
 
 
 class Cache(Protocol):
@@ -215,10 +220,74 @@ class RedisCache(Cache):
         return removed
 
 
-def make_cache(redis_url: str | None) -> Cache:
-    """Redis cache when ``redis_url`` is set (shared by all workers), else a per-process one."""
-    if redis_url:
-        import redis  # only deployments with Redis need the client
+class FailOpenCache(Cache):
+    """``inner`` (a ``RedisCache``) with every outage turned into "not cached".
 
-        return RedisCache(redis.Redis.from_url(redis_url))
-    return MemoryCache()
+    A failed or skipped read is a miss (``get`` None, ``get_many`` without the keys), a failed
+    write is dropped, a failed ``delete_prefix`` removes nothing (returns 0: install and
+    uninstall go on; what stays behind expires with its TTL — it is the same portal's
+    reference data). ``breaker`` counts, logs (throttled) and, after a failure, skips Redis
+    for a while, so a hung Redis costs one read timeout per process per interval. Only
+    ``errors`` (the backend's, e.g. ``redis.RedisError``) are absorbed: a value that cannot
+    be stored (``ValueError``/``TypeError``) is the caller's bug and still raises when the
+    write is attempted (not re-checked while Redis is skipped: encoding the fields
+    dictionary twice per cold view is not worth it).
+    """
+
+    def __init__(self, inner: Cache, breaker: Breaker,
+                 errors: tuple[type[BaseException], ...]) -> None:
+        self.inner = inner
+        self.breaker = breaker
+        self._errors = errors
+
+    def _guard(self, what: str, call: Callable[[], Any], missing: Any) -> Any:
+        if not self.breaker.allow():
+            return missing
+        try:
+            result = call()
+        except self._errors as exc:
+            self.breaker.failure(exc, f"cache {what}")
+            return missing
+        self.breaker.success()
+        return result
+
+    def get(self, key: str) -> Any | None:
+        """The value, or None when missing or Redis is unavailable."""
+        return self._guard("get", lambda: self.inner.get(key), None)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Present values; none while Redis is unavailable."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        return self._guard("get_many", lambda: self.inner.get_many(keys), {})
+
+    def set(self, key: str, value: Any, ttl: float) -> None:
+        """Store, or drop the write while Redis is unavailable."""
+        self._guard("set", lambda: self.inner.set(key, value, ttl), None)
+
+    def set_many(self, mapping: Mapping[str, Any], ttl: float) -> None:
+        """Store all, or drop the writes while Redis is unavailable."""
+        if not mapping:
+            return
+        self._guard("set_many", lambda: self.inner.set_many(mapping, ttl), None)
+
+    def delete(self, key: str) -> None:
+        """Forget one key, or nothing while Redis is unavailable."""
+        self._guard("delete", lambda: self.inner.delete(key), None)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Forget the prefix's keys; 0 while Redis is unavailable (they expire by TTL)."""
+        return int(self._guard("delete_prefix", lambda: self.inner.delete_prefix(prefix), 0))
+
+
+def make_cache(redis_client: Any | None = None, breaker: Breaker | None = None) -> Cache:
+    """Fail-open cache on the app's Redis client (shared by all workers and hosts) when there
+    is one, else a per-process ``MemoryCache``. ``breaker``: the client's (services.py builds
+    one per client, shared with the bucket); a fresh one when not given."""
+    if redis_client is None:
+        return MemoryCache()
+    import redis  # only deployments with Redis need the client
+
+    return FailOpenCache(RedisCache(redis_client), breaker or Breaker("Redis"),
+                         (redis.RedisError,))

@@ -14,17 +14,28 @@ integer microseconds: float seconds at epoch scale lose ~0.1 us per step, and af
 
 Public API
 ----------
-``Bucket``                 protocol: ``acquire(key, max_wait) -> float`` and ``wait(key, max_wait)``
+``Bucket``                 protocol: ``acquire(key, max_wait) -> float``, ``wait(key, max_wait)``,
+                           ``pause(key, seconds)``, ``paused(key) -> float``, ``probe()``
 ``MemoryBucket``           one process, thread-safe (tests, single-worker dev server)
 ``SqlBucket(engine, ...)`` SQLite or PostgreSQL through SQLAlchemy Core; one row per key
 ``RedisBucket(client, ...)`` one Lua script per call, using the Redis server clock
+``FailoverBucket(primary, fallback, breaker, errors)`` Redis, and the database while Redis is down
 ``rate_bucket_table(metadata, name)`` the SQL table, for migrations
+
+Pause: when Bitrix24 answers ``QUERY_LIMIT_EXCEEDED`` anyway (our configured rate is above the
+portal's real one, or a backend switch lost the state), ``pause(key, seconds)`` tells every
+worker and host: no slot on this portal until ``seconds`` from now, and the bucket counts as
+full then. It moves TAT to ``pause end + burst * interval`` (so ``acquire`` hands out the next
+slot one interval after the pause, or refuses when that is beyond ``max_wait``) and records the
+pause end under a key of its own, which ``paused(key)`` reads: a caller that reserved a slot
+*before* the pause and slept into it must not send (bitrix.py checks after sleeping).
 
 Exceptions
 ----------
 ``RateLimited(retry_after)``  the wait would exceed ``max_wait``; nothing was reserved.
-``ValueError``                bad rate, burst or ``max_wait``.
-Backend errors (``sqlalchemy.exc.*``, ``redis.RedisError``) propagate unchanged.
+``ValueError``                bad rate, burst, ``max_wait`` or pause.
+Backend errors (``sqlalchemy.exc.*``, ``redis.RedisError``) propagate unchanged, except through
+``FailoverBucket``, which answers from its fallback while the primary (Redis) fails.
 """
 
 from __future__ import annotations
@@ -39,7 +50,9 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from . import db
 from .db import HotStatement, upsert_insert
+from .outage import Breaker
 
 # protocol.md d.1
 DEFAULT_RATE, DEFAULT_BURST = 2.0, 50
@@ -71,6 +84,18 @@ class Bucket(Protocol):
         if delay > 0:
             time.sleep(delay)
         return delay
+
+    def pause(self, key: str, seconds: float) -> None:
+        """No slot on ``key`` for ``seconds`` from now; afterwards the bucket is full."""
+        ...
+
+    def paused(self, key: str) -> float:
+        """Seconds left of a pause on ``key`` (0.0 when none)."""
+        ...
+
+    def probe(self) -> None:
+        """Raise the backend's error unless it can take a write now (for /healthz)."""
+        ...
 
 
 def _check_config(rate: float, burst: int) -> tuple[float, int]:
@@ -104,6 +129,17 @@ def _interval_us(rate: float) -> int:
     return max(1, math.ceil(1_000_000 / rate))
 
 
+def _check_pause(seconds: float) -> int:
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError("a pause must be a positive number of seconds")
+    return max(1, math.ceil(seconds * 1_000_000))
+
+
+def _pause_key(key: str) -> str:
+    """Where a key's pause end is kept, beside its TAT (member_ids never contain a colon)."""
+    return "pause:" + key
+
+
 def _gcra(tat: int, now: int, interval: int, burst: int, max_wait: int) -> tuple[int, int | None]:
     """One GCRA step in microseconds: ``(wait, new_tat)``; ``new_tat`` None = over ``max_wait``."""
     new_tat = max(tat, now) + interval
@@ -129,6 +165,7 @@ class MemoryBucket(Bucket):
         self._clock = clock
         self._lock = threading.Lock()
         self._tat: dict[str, int] = {}
+        self._paused: dict[str, int] = {}
         self._prune_at = 1024
 
     def acquire(self, key: str, max_wait: float) -> float:
@@ -146,10 +183,29 @@ class MemoryBucket(Bucket):
                 self._prune(now)
         return wait / 1_000_000
 
+    def pause(self, key: str, seconds: float) -> None:
+        """Pause ``key`` in this process's memory."""
+        pause_us = _check_pause(seconds)
+        with self._lock:
+            now = _us(self._clock())
+            until = now + pause_us
+            self._tat[key] = max(self._tat.get(key, 0), until + self.burst * self._interval)
+            self._paused[key] = max(self._paused.get(key, 0), until)
+
+    def paused(self, key: str) -> float:
+        """Seconds left of ``key``'s pause."""
+        with self._lock:
+            return max(0, self._paused.get(key, 0) - _us(self._clock())) / 1_000_000
+
+    def probe(self) -> None:
+        """Memory always takes a write."""
+
     def _prune(self, now: int) -> None:
         """Forget drained buckets (TAT in the past means "empty", the same as absent)."""
         for stale in [k for k, tat in self._tat.items() if tat <= now]:
             del self._tat[stale]
+        for stale in [k for k, until in self._paused.items() if until <= now]:
+            del self._paused[stale]
         # Amortised O(1): the next sweep waits until the dict has doubled again.
         self._prune_at = max(1024, 2 * len(self._tat))
 
@@ -272,6 +328,44 @@ class SqlBucket(Bucket):
             raise RateLimited(wait / 1_000_000)
         return max(0, row[0] - span - now) / 1_000_000
 
+    def _raise_to(self, conn: sa.Connection, key: str, value: int) -> None:
+        """Set ``key``'s stored number to ``value`` unless it is already higher."""
+        t = self.table
+        insert = self._insert(t).values(key=key, tat_us=value)
+        conn.execute(insert.on_conflict_do_update(
+            index_elements=[t.c.key],
+            set_={"tat_us": sa.case((t.c.tat_us > insert.excluded.tat_us, t.c.tat_us),
+                                    else_=insert.excluded.tat_us)},
+        ))
+
+    def pause(self, key: str, seconds: float) -> None:
+        """Pause ``key`` for every process: TAT and the pause end, in one transaction.
+
+        Rare (once per QUERY_LIMIT_EXCEEDED), so plain SQLAlchemy, not a hot statement.
+        """
+        pause_us = _check_pause(seconds)
+        with self._serial, db.write_transaction(self._engine) as conn:
+            until = self._now(conn) + pause_us
+            self._raise_to(conn, key, until + self.burst * self._interval)
+            self._raise_to(conn, _pause_key(key), until)
+
+    def paused(self, key: str) -> float:
+        """Seconds left of ``key``'s pause (one read; run only by a caller that slept)."""
+        t = self.table
+        with self._engine.connect() as conn:
+            until = conn.execute(
+                sa.select(t.c.tat_us).where(t.c.key == _pause_key(key))
+            ).scalar_one_or_none()
+            if until is None:
+                return 0.0
+            return max(0, int(until) - self._now(conn)) / 1_000_000
+
+    def probe(self) -> None:
+        """One small write to the bucket's table: a read-only file, a full disk or a lost
+        database raises here as it would on the next view's ``acquire``."""
+        with self._serial, db.write_transaction(self._engine) as conn:
+            self._raise_to(conn, "probe:healthz", self._now(conn))
+
 
 # One GCRA step (see _gcra) on SQLite, in a single atomic statement. A new key starts drained
 # (TAT = now); an existing one moves only when the wait fits max_wait (the DO UPDATE's WHERE).
@@ -305,6 +399,26 @@ return {1, wait}
 """
 
 
+# Pause: KEYS[1] bucket, KEYS[2] its pause key; ARGV pause_us, span_us (burst * interval).
+# TAT goes to max(TAT, pause end + span); the pause key lives exactly until the pause end.
+_PAUSE_LUA = """
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local pause = tonumber(ARGV[1])
+local span = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or 0
+local new_tat = math.max(tat, now + pause + span)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+           math.floor((new_tat - now) / 1000) + 1)
+local pause_ms = math.ceil(pause / 1000)
+if redis.call('PTTL', KEYS[2]) < pause_ms then
+  redis.call('SET', KEYS[2], '1', 'PX', pause_ms)
+end
+return 1
+"""
+
+
 class RedisBucket(Bucket):
     """GCRA state in one Redis key per portal, updated atomically by a Lua script.
 
@@ -323,7 +437,9 @@ class RedisBucket(Bucket):
         self.rate, self.burst = _check_config(rate, burst)
         self._interval_us = _interval_us(self.rate)
         self._prefix = prefix
+        self._redis = redis_client
         self._script = redis_client.register_script(_GCRA_LUA)
+        self._pause_script = redis_client.register_script(_PAUSE_LUA)
 
     def acquire(self, key: str, max_wait: float) -> float:
         """Reserve a slot on ``key`` with one EVALSHA round trip."""
@@ -335,3 +451,77 @@ class RedisBucket(Bucket):
         if not int(allowed):
             raise RateLimited(wait)
         return wait
+
+    def pause(self, key: str, seconds: float) -> None:
+        """Pause ``key`` for every host with one script (Redis server clock)."""
+        pause_us = _check_pause(seconds)
+        self._pause_script(
+            keys=[self._prefix + key, self._prefix + _pause_key(key)],
+            args=[pause_us, self.burst * self._interval_us],
+        )
+
+    def paused(self, key: str) -> float:
+        """Seconds left of ``key``'s pause: the PTTL of its pause key."""
+        left = int(self._redis.pttl(self._prefix + _pause_key(key)))
+        return max(0, left) / 1000
+
+    def probe(self) -> None:
+        """One PING (the client's short timeouts bound it)."""
+        self._redis.ping()
+
+
+class FailoverBucket(Bucket):
+    """The shared Redis bucket, and ``fallback`` (the database's ``SqlBucket``) while it fails.
+
+    Why the database and not a per-process ``MemoryBucket``: the SQL bucket is shared by every
+    worker and host, exactly like Redis, so the portal's limit still holds across hosts during
+    the outage; a memory bucket would need "rate / number of processes", a number no process
+    knows. The database is up whenever views can work at all (they read the token row), and
+    on SQLite the bucket has a file of its own (services._bucket_engine). The price: the two
+    backends do not share state, so at each switch the other one starts from what it last
+    knew (usually "empty") and may let a burst through that Bitrix24 then refuses; that
+    ``QUERY_LIMIT_EXCEEDED`` pauses the portal (bitrix.py), which puts the buckets back in line.
+
+    ``breaker`` (shared with the cache of the same Redis client) decides when to try Redis: a
+    failure sends calls to the fallback for a few seconds, then one trial call goes to Redis
+    and its success brings every call back. A view is never refused because Redis is gone.
+    ``RateLimited`` from Redis is an answer, not a failure.
+    """
+
+    def __init__(self, primary: Bucket, fallback: Bucket, breaker: Breaker,
+                 errors: tuple[type[BaseException], ...]) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.breaker = breaker
+        self._errors = errors
+
+    def _call(self, what: str, name: str, *args: Any) -> Any:
+        if self.breaker.allow():
+            try:
+                result = getattr(self.primary, name)(*args)
+            except RateLimited:
+                self.breaker.success()
+                raise
+            except self._errors as exc:
+                self.breaker.failure(exc, f"rate-limit bucket {what}")
+            else:
+                self.breaker.success()
+                return result
+        return getattr(self.fallback, name)(*args)
+
+    def acquire(self, key: str, max_wait: float) -> float:
+        """A slot from Redis, or from the fallback while Redis fails."""
+        return float(self._call("acquire", "acquire", key, max_wait))
+
+    def pause(self, key: str, seconds: float) -> None:
+        """Pause on whichever backend answers now."""
+        self._call("pause", "pause", key, seconds)
+
+    def paused(self, key: str) -> float:
+        """The pause left on whichever backend answers now."""
+        return float(self._call("paused", "paused", key))
+
+    def probe(self) -> None:
+        """Views need a bucket that takes a slot: the fallback when Redis is down (the
+        caller reports Redis on its own, from the breaker)."""
+        self._call("probe", "probe")

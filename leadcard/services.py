@@ -21,7 +21,8 @@ from .event_log import ProcessedEvents
 from .http import portal_pool
 from .oauth import OAuthClient
 from .portal_api import PortalApi
-from .ratelimit import RedisBucket, SqlBucket
+from .outage import Breaker
+from .ratelimit import FailoverBucket, RedisBucket, SqlBucket
 from .rendered import RenderedCards
 from .tokens import TokenStore
 
@@ -37,14 +38,37 @@ class Services:
     portal_api: PortalApi
     cache: Cache
     bucket: object
+    redis: Breaker | None  # the Redis client's breaker (health, counters); None without Redis
     rendered: RenderedCards
     events: ProcessedEvents
 
 
-def _redis(url: str):  # type: ignore[no-untyped-def]
-    import redis
+# Redis timeouts: a view has 10 s and Redis is only a shortcut (cache, bucket), so a hung or
+# unreachable Redis may cost a view at most a couple of these (the breaker then skips Redis
+# for a few seconds: outage.py). A healthy Redis answers in well under a millisecond.
+REDIS_TIMEOUT = 0.25
 
-    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+def _redis(url: str):  # type: ignore[no-untyped-def]
+    """The app instance's one Redis client, shared by the cache and the bucket.
+
+    redis-py's defaults would retry 3 times with back-off on timeouts too (a hung Redis cost
+    a view 4 x 5 s). Here: one immediate retry on a connection error only (a pooled socket
+    Redis closed when it restarted: the retry reconnects), none on a timeout; PING before
+    using a connection idle for 30 s, so a socket dropped by a proxy is found before a
+    command is lost on it. ``from_url`` keeps these unless the URL overrides them.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        health_check_interval=30,
+    )
 
 
 def _bucket_engine(database_url: str):  # type: ignore[no-untyped-def]
@@ -69,24 +93,21 @@ def build_services(settings: Settings) -> Services:
     oauth = OAuthClient(settings)
     # The per-portal bucket must be shared by every worker and host (limits are per portal
     # and per source IP — settings/performance/limits.md): Redis when configured, else the
-    # database, which every worker of this deployment shares.
-    if settings.redis_url:
-        bucket: object = RedisBucket(
-            _redis(settings.redis_url), rate=settings.rate_per_second, burst=int(settings.rate_burst)
+    # database, which every worker of this deployment shares. With Redis, the database
+    # bucket is also the fallback while Redis fails (FailoverBucket explains why).
+    redis_client = _redis(settings.redis_url) if settings.redis_url else None
+    breaker = Breaker("Redis") if redis_client is not None else None
+    sql_bucket = _sql_bucket(settings, engine)
+    if redis_client is not None and breaker is not None:
+        import redis
+
+        bucket: object = FailoverBucket(
+            RedisBucket(redis_client, rate=settings.rate_per_second,
+                        burst=int(settings.rate_burst)),
+            sql_bucket, breaker, (redis.RedisError,),
         )
-    elif db.is_sqlite(engine):
-        bucket_engine = _bucket_engine(settings.database_url)
-        bucket = SqlBucket(bucket_engine, rate=settings.rate_per_second,
-                           burst=int(settings.rate_burst))
-        # Every worker does this at boot, on a fresh file at the same moment: take the write
-        # lock first so the others wait, then find the table (a plain check-then-create in
-        # WAL mode fails at once with "database is locked" and the worker never boots).
-        with db.write_transaction(bucket_engine) as conn:
-            bucket.table.create(conn, checkfirst=True)
     else:
-        bucket = SqlBucket(
-            engine, metadata=db.metadata, rate=settings.rate_per_second, burst=int(settings.rate_burst)
-        )
+        bucket = sql_bucket
     rest = RestClient(
         portal_pool(),
         bucket,
@@ -102,10 +123,28 @@ def build_services(settings: Settings) -> Services:
         oauth=oauth,
         rest=rest,
         portal_api=PortalApi(store, rest, oauth),
-        cache=make_cache(settings.redis_url),
+        cache=make_cache(redis_client, breaker),
         bucket=bucket,
+        redis=breaker,
         rendered=RenderedCards(settings.card_cache_entries, ttl=settings.reference_ttl),
         events=ProcessedEvents(engine),
+    )
+
+
+def _sql_bucket(settings: Settings, engine: Engine) -> SqlBucket:
+    """The database bucket: its own SQLite file beside the database, or the shared database."""
+    if db.is_sqlite(engine):
+        bucket_engine = _bucket_engine(settings.database_url)
+        bucket = SqlBucket(bucket_engine, rate=settings.rate_per_second,
+                           burst=int(settings.rate_burst))
+        # Every worker does this at boot, on a fresh file at the same moment: take the write
+        # lock first so the others wait, then find the table (a plain check-then-create in
+        # WAL mode fails at once with "database is locked" and the worker never boots).
+        with db.write_transaction(bucket_engine) as conn:
+            bucket.table.create(conn, checkfirst=True)
+        return bucket
+    return SqlBucket(
+        engine, metadata=db.metadata, rate=settings.rate_per_second, burst=int(settings.rate_burst)
     )
 
 

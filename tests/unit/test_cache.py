@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 
-from leadcard.cache import MemoryCache, RedisCache, make_cache
+from leadcard.cache import FailOpenCache, MemoryCache, RedisCache, make_cache
+from leadcard.outage import Breaker
 from tests.conftest import redis_or_skip
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -314,12 +315,12 @@ def test_redis_with_decode_responses_client(redis_client):
 
 def test_make_cache_without_redis_is_memory():
     assert isinstance(make_cache(None), MemoryCache)
-    assert isinstance(make_cache(""), MemoryCache)
+    assert isinstance(make_cache(), MemoryCache)
 
 
-def test_make_cache_with_redis_url(redis_client):
-    cache = make_cache(REDIS_URL)
-    assert isinstance(cache, RedisCache)
+def test_make_cache_with_redis_client_fails_open(redis_client):
+    cache = make_cache(redis_client)
+    assert isinstance(cache, FailOpenCache) and isinstance(cache.inner, RedisCache)
     try:
         cache.set(f"{RUN_PREFIX}factory", [1], ttl=5)
         assert cache.get(f"{RUN_PREFIX}factory") == [1]
@@ -327,4 +328,115 @@ def test_make_cache_with_redis_url(redis_client):
         assert redis_client.exists(f"leadcard:c:{RUN_PREFIX}factory") == 1
     finally:
         cache.delete(f"{RUN_PREFIX}factory")
-        cache._redis.close()
+
+
+# --- fail open (issue 10, defect 2) ---
+
+
+class BrokenRedis:
+    """A redis.Redis stand-in whose every command raises ``exc``; counts the calls."""
+
+    def __init__(self, exc):
+        self.exc = exc
+        self.calls = 0
+
+    def _fail(self, *args, **kwargs):
+        self.calls += 1
+        raise self.exc
+
+    get = mget = set = delete = unlink = scan_iter = _fail
+
+    def pipeline(self, transaction=True):
+        outer = self
+
+        class Pipe:
+            def set(self, *a, **k):
+                return self
+
+            def execute(self):
+                outer._fail()
+
+        return Pipe()
+
+
+def _fail_open(client, clock):
+    import redis
+
+    breaker = Breaker("Redis", open_seconds=2.0, log_every=60.0, clock=clock)
+    return FailOpenCache(RedisCache(client, prefix="p:"), breaker, (redis.RedisError,)), breaker
+
+
+@pytest.mark.parametrize("exc_name", ["ConnectionError", "TimeoutError"])
+def test_every_operation_survives_a_redis_outage(exc_name, caplog):
+    import redis
+
+    clock = FakeClock()
+    client = BrokenRedis(getattr(redis, exc_name)("Redis is gone"))
+    cache, breaker = _fail_open(client, clock)
+    for _ in range(3):
+        clock.advance(2.5)  # past the open interval each time: every operation reaches Redis
+        assert cache.get("m1:fields") is None
+        clock.advance(2.5)
+        assert cache.get_many(["m1:a", "m1:b"]) == {}
+        clock.advance(2.5)
+        cache.set("m1:fields", {"A": 1}, ttl=60)
+        clock.advance(2.5)
+        cache.set_many({"m1:x": 1, "m1:y": [2]}, ttl=60)
+        clock.advance(2.5)
+        cache.delete("m1:x")
+        clock.advance(2.5)
+        assert cache.delete_prefix("m1:") == 0
+    assert client.calls == 18 and breaker.errors == 18 and not breaker.healthy
+    # Logged, throttled, without a traceback: one line for 18 failures within a minute.
+    lines = [r for r in caplog.records if r.name == "leadcard.outage"]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert exc_name in lines[0].getMessage()
+
+
+def test_open_breaker_skips_redis_then_one_trial_and_recovery():
+    import redis
+
+    clock = FakeClock()
+    client = BrokenRedis(redis.TimeoutError("Timeout reading from socket"))
+    cache, breaker = _fail_open(client, clock)
+    assert cache.get("m1:fields") is None and client.calls == 1
+    # A hung Redis costs one timeout per interval, not one per call.
+    for _ in range(50):
+        assert cache.get_many(["m1:fields"]) == {}
+        cache.set("m1:fields", {"A": 1}, ttl=60)
+    assert client.calls == 1 and breaker.skipped == 100
+    clock.advance(2.1)
+    assert cache.get("m1:fields") is None and client.calls == 2  # the trial, failed again
+    assert cache.get("m1:fields") is None and client.calls == 2  # open again
+    # Redis returns: the next trial succeeds and every call goes to Redis again.
+    working = MemoryBackedRedis()
+    cache.inner = RedisCache(working, prefix="p:")
+    clock.advance(2.1)
+    cache.set("m1:fields", {"A": 1}, ttl=60)
+    assert breaker.healthy
+    assert cache.get("m1:fields") == {"A": 1} and cache.get_many(["m1:fields"]) == {
+        "m1:fields": {"A": 1}}
+
+
+def test_values_that_cannot_be_stored_still_raise_through_the_wrapper():
+    cache, _ = _fail_open(MemoryBackedRedis(), FakeClock())
+    with pytest.raises(ValueError):
+        cache.set("m1:x", None, ttl=60)
+    with pytest.raises(ValueError):
+        cache.set("m1:x", 1, ttl=0)
+
+
+class MemoryBackedRedis:
+    """Just enough of redis.Redis (get/mget/set) for RedisCache, in a dict."""
+
+    def __init__(self):
+        self.data = {}
+
+    def get(self, name):
+        return self.data.get(name)
+
+    def mget(self, names):
+        return [self.data.get(n) for n in names]
+
+    def set(self, name, value, px=None):
+        self.data[name] = value

@@ -444,3 +444,104 @@ def test_bad_configuration(rate, burst):
 def test_bad_max_wait(make, key, max_wait):
     with pytest.raises(ValueError):
         make().acquire(key, max_wait)
+
+
+# --- pause after QUERY_LIMIT_EXCEEDED, probe, failover (issue 10, defects 2, 6, 9) ---
+
+
+def test_pause_holds_the_key_then_the_bucket_is_full(make, key):
+    bucket = make(rate=10.0, burst=5)
+    assert bucket.acquire(key, max_wait=0) == 0.0
+    assert bucket.paused(key) == 0.0
+    bucket.pause(key, 1.0)
+    assert 0.7 < bucket.paused(key) <= 1.0 + 1e-3
+    assert bucket.paused(f"{key}-other") == 0.0  # per key
+    with pytest.raises(RateLimited) as refused:
+        bucket.acquire(key, max_wait=0.5)  # the pause is longer than the caller may wait
+    assert 0.8 < refused.value.retry_after <= 1.1 + 1e-6
+    # The next slot is one interval after the pause, then one per interval: full, not empty.
+    first = bucket.acquire(key, max_wait=3)
+    second = bucket.acquire(key, max_wait=3)
+    assert 0.8 < first <= 1.1 + 1e-6
+    assert second - first == pytest.approx(0.1, abs=0.05)
+    # A shorter pause never cuts a longer one short.
+    bucket.pause(key, 0.1)
+    assert bucket.paused(key) > 0.5
+    assert bucket.acquire(f"{key}-other", max_wait=0) == 0.0
+
+
+def test_probe_answers_on_a_working_backend(make):
+    make().probe()
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf")])
+def test_bad_pause(seconds, key):
+    with pytest.raises(ValueError):
+        MemoryBucket().pause(key, seconds)
+
+
+def test_sqlite_probe_fails_on_a_read_only_bucket_file(sqlite_spec, key):
+    import sqlite3
+
+    path = sqlite_spec[1]
+    SqlBucket(sqlite_engine(path), sqlite_spec[2]).acquire(key, max_wait=0)  # file exists
+    engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, check_same_thread=False))
+    try:
+        bucket = SqlBucket(engine, sqlite_spec[2])
+        with pytest.raises(sa.exc.OperationalError):
+            bucket.probe()
+        with pytest.raises(sa.exc.OperationalError):
+            bucket.acquire(key, max_wait=0)  # what a view would meet: health agrees
+    finally:
+        engine.dispose()
+
+
+class FlakyBucket:
+    """A primary bucket that raises ``exc`` while ``down``; otherwise a MemoryBucket."""
+
+    def __init__(self, exc):
+        self.exc = exc
+        self.down = True
+        self.calls = 0
+        self.inner = MemoryBucket(2.0, 2)
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.calls += 1
+            if self.down:
+                raise self.exc
+            return getattr(self.inner, name)(*args)
+
+        return call
+
+
+@pytest.mark.parametrize("exc_name", ["ConnectionError", "TimeoutError"])
+def test_failover_bucket_uses_the_database_while_redis_fails(exc_name, key):
+    import redis
+
+    from leadcard.outage import Breaker
+
+    now = [1000.0]
+    breaker = Breaker("Redis", open_seconds=2.0, clock=lambda: now[0])
+    primary = FlakyBucket(getattr(redis, exc_name)("gone"))
+    fallback = MemoryBucket(2.0, 3)
+    bucket = ratelimit.FailoverBucket(primary, fallback, breaker, (redis.RedisError,))
+    # Never refused because Redis is gone: the fallback's own burst and rate apply.
+    assert [bucket.acquire(key, max_wait=0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert primary.calls == 1 and breaker.errors == 1 and not breaker.healthy
+    with pytest.raises(RateLimited):
+        bucket.acquire(key, max_wait=0)  # the fallback's answer
+    bucket.pause(key, 5.0)
+    assert bucket.paused(key) > 4.0 and fallback.paused(key) > 4.0
+    bucket.probe()
+    assert primary.calls == 1  # skipped while the breaker is open
+    # Redis is back: after the open interval the trial goes to it, and so does all after.
+    primary.down = False
+    now[0] += 2.5
+    assert bucket.acquire(key, max_wait=0) == 0.0
+    assert breaker.healthy and primary.calls == 2
+    assert bucket.acquire(key, max_wait=0) == 0.0
+    with pytest.raises(RateLimited):  # Redis's own refusal is an answer, not a failure
+        bucket.acquire(key, max_wait=0)
+    assert breaker.healthy and primary.calls == 4
