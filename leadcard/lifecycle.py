@@ -164,18 +164,18 @@ def _ensure_bound(api, member_id: str, deadline: Deadline, *, listing: str, bind
 FINAL_OUTCOMES = frozenset({"installed", "updated", "application_token stored", "uninstalled"})
 
 
-def handle_event(svc: Services, event: Event, body_sha256: str) -> str:
-    """Apply one event, unless exactly this body was applied before; return a short outcome
-    for the log and the response."""
+def handle_event(svc: Services, event: Event, body_sha256: str, client: str) -> str:
+    """Apply one event from address ``client``, unless exactly this body was applied before;
+    return a short outcome for the log and the response."""
     if svc.events.seen(body_sha256):
         return "repeat"
-    outcome = _apply_event(svc, event)
+    outcome = _apply_event(svc, event, client)
     if outcome in FINAL_OUTCOMES:
         svc.events.record(body_sha256, event.member_id, event.name)
     return outcome
 
 
-def _apply_event(svc: Services, event: Event) -> str:
+def _apply_event(svc: Services, event: Event, client: str) -> str:
     """Verify and apply one event (raises VerificationFailed for a forgery)."""
     portal = svc.store.get(event.member_id)
     if event.name == "ONAPPINSTALL":
@@ -187,6 +187,9 @@ def _apply_event(svc: Services, event: Event) -> str:
     if event.name == UNINSTALL_EVENT:
         if portal.status == UNINSTALLED and not event.clean:
             return "already uninstalled"
+        # Asking the OAuth server costs a call per event, and any portal user can send
+        # these: metered per portal and per sender (attempts.py).
+        svc.attempts.check("uninstall", event.member_id, client)
         if _still_installed(svc, event.member_id):
             # application_token is visible to every portal user (it rides along in each
             # placement POST), so a matching token alone does not prove an uninstall

@@ -276,6 +276,12 @@ class SqlBucket(Bucket):
                 engine, sa.select(self.table.c.tat_us).where(self.table.c.key == sa.bindparam("key"))
             )
 
+    def sibling(self, *, rate: float, burst: int) -> "SqlBucket":
+        """Another bucket on the same engine and table with an allowance of its own (for
+        other kinds of limit, attempts.py); keep its keys apart from this one's."""
+        return SqlBucket(self._engine, self.table.name, metadata=self.table.metadata,
+                         rate=rate, burst=burst, clock=self._clock)
+
     def _now(self, conn: sa.Connection) -> int:
         """Current time in epoch microseconds, read after the row lock is held."""
         if self._clock is not None:

@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy.engine import Engine
 
 from . import db
+from .attempts import AttemptLimits
 from .bitrix import RestClient
 from .cache import Cache, make_cache
 from .config import Settings
@@ -41,6 +42,7 @@ class Services:
     redis: Breaker | None  # the Redis client's breaker (health, counters); None without Redis
     rendered: RenderedCards
     events: ProcessedEvents
+    attempts: AttemptLimits
 
 
 # Redis timeouts: a view has 10 s and Redis is only a shortcut (cache, bucket), so a hung or
@@ -128,6 +130,12 @@ def build_services(settings: Settings) -> Services:
         redis=breaker,
         rendered=RenderedCards(settings.card_cache_entries, ttl=settings.reference_ttl),
         events=ProcessedEvents(engine),
+        # Always the database bucket: these limits are few and rare, must hold across hosts,
+        # and must not open up while Redis is away.
+        attempts=AttemptLimits(
+            lambda rate, burst: sql_bucket.sibling(rate=rate, burst=int(burst)),
+            settings.secret_key,
+        ),
     )
 
 

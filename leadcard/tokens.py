@@ -491,9 +491,12 @@ class TokenStore:
         key = self._hash(state)
         with self._writing() as conn:
             row = conn.execute(sa.select(oauth_states).where(oauth_states.c.state_hash == key)).first()
+            # Expired states go here too, not only when a new one is made.
+            conn.execute(oauth_states.delete().where(
+                (oauth_states.c.state_hash == key)
+                | (oauth_states.c.created_at < time.time() - OAUTH_STATE_TTL)))
             if row is None:
                 return None
-            conn.execute(oauth_states.delete().where(oauth_states.c.state_hash == key))
         if row._mapping["created_at"] < time.time() - OAUTH_STATE_TTL:
             return None
         return str(row._mapping["member_id"])

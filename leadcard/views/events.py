@@ -19,7 +19,12 @@ def receive() -> ResponseReturnValue:
     body_sha256 = hashlib.sha256(request.get_data(cache=True)).hexdigest()
     try:
         event = parse_event(request.form)
-        outcome = lifecycle.handle_event(services.current(), event, body_sha256)
+        outcome = lifecycle.handle_event(services.current(), event, body_sha256,
+                                         request.remote_addr or "")
+    except errors.TooManyAttempts as exc:
+        log.warning("event refused: %s", exc)
+        return (jsonify(status="error", error=exc.code), exc.status,
+                {"Retry-After": str(int(exc.retry_after or 1))})
     except errors.BadPayload as exc:
         log.warning("event refused: %s", exc)
         return jsonify(status="error", error="bad_request", detail=str(exc)), 400

@@ -22,6 +22,8 @@ def reconnect() -> ResponseReturnValue:
     portal = svc.store.get(member_id) if member_id.isalnum() else None
     if portal is None or portal.status == "uninstalled":
         raise errors.NotInstalled("reconnect for an unknown portal")
+    # Anonymous, and each call stores a row: metered per portal and per client (attempts.py).
+    svc.attempts.check("reconnect", member_id, request.remote_addr or "")
     state = svc.store.new_oauth_state(member_id)
     query = urlencode({"client_id": svc.settings.client_id, "state": state})
     return redirect(f"{portal_origin(portal.client_endpoint)}/oauth/authorize/?{query}", 302)

@@ -512,3 +512,46 @@ def test_insider_uninstall_while_the_stored_access_token_has_expired(sim, live_a
     assert portal is not None and portal.status == ACTIVE and portal.has_tokens
     lead = sim.sample_lead("a", "rich")
     assert lead["TITLE"] in placement(sim, live_app, lead["ID"]).text
+
+
+# --- cheap, unmetered abuse (issue 10 defect 11) ----------------------------------------------
+
+def _app_info_calls(sim) -> int:
+    return int(sim.stats()["oauth"]["app_info"])
+
+
+def test_a_flood_of_insider_uninstall_events_is_metered(sim, live_app, installed):
+    """Every portal user can read the application_token: 50 ONAPPUNINSTALL events carrying it
+    made 50 app.info calls. Now a few per portal are confirmed, the rest refused at once."""
+    before = _app_info_calls(sim)
+    answers = [live_app.post("/events", sim.onappuninstall_form("a", clean=bool(i % 2)))
+               for i in range(50)]
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(429) >= 45, statuses
+    refused = [a for a in answers if a.status_code == 429]
+    assert all(a.json() == {"status": "error", "error": "too_many_attempts"} for a in refused)
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in refused)
+    assert _app_info_calls(sim) - before <= 3  # the per-portal allowance, not one per event
+    portal = live_app.store.get(installed.member_id)
+    assert portal.status == ACTIVE and portal.has_tokens  # the forgeries changed nothing
+
+
+def test_anonymous_reconnects_are_metered_and_store_few_rows(sim, live_app, installed):
+    """300 anonymous GET /reconnect stored 300 state rows in 2.2 s."""
+    import sqlalchemy as sa
+
+    answers = [live_app.get(f"/reconnect?member_id={installed.member_id}") for _ in range(300)]
+    assert sum(a.status_code == 302 for a in answers) <= 5  # one client's allowance
+    refused = [a for a in answers if a.status_code == 429]
+    assert len(refused) >= 295
+    assert_designed_page(live_app, refused[-1], "too_many_attempts", 429)
+    assert int(refused[-1].headers["Retry-After"]) >= 1
+    count = sa.text("SELECT count(*) FROM oauth_states")
+    with live_app.services.engine.connect() as conn:
+        assert conn.execute(count).scalar_one() <= 5
+    # Expired states are removed when any callback comes, not only when a new one is made.
+    with live_app.services.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE oauth_states SET created_at = created_at - 3600"))
+    live_app.get(f"/oauth/callback?code=x&state=y&member_id={installed.member_id}")
+    with live_app.services.engine.connect() as conn:
+        assert conn.execute(count).scalar_one() == 0
