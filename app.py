@@ -11,6 +11,7 @@ from typing import Mapping
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from leadcard import cli, db, error_pages, frontend, logs, security
 from leadcard.config import load_settings
@@ -34,6 +35,11 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         db.ensure_schema(services.engine, settings.auto_migrate)
     app.extensions["leadcard"] = services
 
+    if settings.proxy_hops:
+        # Behind `proxy_hops` reverse proxies (the shipped nginx front: 1), the client's
+        # address is the one the nearest proxy wrote into X-Forwarded-For; without a proxy
+        # that header is the client's own claim and is ignored (per-client limits use it).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     security.init_app(app)
     frontend.init_app(app)
     if app.debug or app.config.get("TEMPLATES_AUTO_RELOAD"):

@@ -77,6 +77,7 @@ class Settings:
     reference_ttl: float = 600.0
     auto_migrate: bool = True
     card_cache_entries: int = 256
+    proxy_hops: int = 0
 
     @property
     def oauth_token_url(self) -> str:
@@ -175,4 +176,5 @@ def load_settings(
         reference_ttl=_float(env, "REFERENCE_TTL_SECONDS", 600.0),
         auto_migrate=auto_migrate,
         card_cache_entries=_count(env, "CARD_CACHE_ENTRIES", 256),
+        proxy_hops=_count(env, "PROXY_HOPS", 0),
     )

@@ -555,3 +555,22 @@ def test_anonymous_reconnects_are_metered_and_store_few_rows(sim, live_app, inst
     live_app.get(f"/oauth/callback?code=x&state=y&member_id={installed.member_id}")
     with live_app.services.engine.connect() as conn:
         assert conn.execute(count).scalar_one() == 0
+
+
+@pytest.mark.parametrize("app_overrides", [{}, {"PROXY_HOPS": "1"}], ids=["direct", "behind-proxy"])
+def test_per_client_allowance_follows_the_trusted_proxy_only(sim, live_app, installed,
+                                                             app_overrides):
+    """Behind the shipped front (PROXY_HOPS=1) each client address has its own allowance;
+    reached directly, a made-up X-Forwarded-For does not buy a new one."""
+    import requests
+
+    url = f"{live_app.url}/reconnect?member_id={installed.member_id}"
+
+    def reconnect(address: str) -> int:
+        return requests.get(url, headers={"X-Forwarded-For": address}, allow_redirects=False,
+                            timeout=10).status_code
+
+    first = [reconnect("198.51.100.1") for _ in range(6)]
+    assert first[:5] == [302] * 5 and first[5] == 429
+    other = reconnect("198.51.100.2")
+    assert other == (302 if app_overrides else 429)
