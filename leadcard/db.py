@@ -8,12 +8,14 @@ history in `leadcard/migrations/`.
 
 from __future__ import annotations
 
+import contextvars
 import fcntl
+import functools
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +31,32 @@ MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 # Past this the request gets the designed "busy" page instead of outliving its 10 s budget
 # (security.md F20).
 LOCK_WAIT_SECONDS = 9
+
+# PostgreSQL, client side: how long one round trip to the server may take (a query, a
+# commit, the pool's pre-ping) before the connection is given up. A server that silently
+# stops answering (a partition; a proxy or NAT that keeps the socket open) is noticed by
+# nothing else: the peer's kernel keeps ACKing, so neither TCP keepalives nor
+# tcp_user_timeout fire, and the server-side statement_timeout never sees the query. A view
+# then pays at most a failed pre-ping plus a failed reconnect (connect_timeout):
+# 2 x 3 s, inside its 10 s budget.
+QUERY_SECONDS = 3.0
+# The same for a statement of a write transaction, which may wait for a row lock: longer
+# than the server's own limits below, so a lock wait ends as the server's "lock timeout"
+# (the designed "busy" page), not as a cut connection.
+LOCKING_QUERY_SECONDS = LOCK_WAIT_SECONDS + 1.0
+# PostgreSQL, server side: a slow statement is cancelled (a lock wait counts, so this is
+# longer than lock_timeout); a session idle inside a transaction for longer than any OAuth
+# call made under the row lock (3.05 s connect + 6 s read) is ended, so a client cut off
+# mid-refresh by a silent partition does not hold the token row until the partition ends.
+STATEMENT_TIMEOUT_MS = LOCK_WAIT_SECONDS * 1000 + 500
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 20_000
+CONNECT_TIMEOUT_SECONDS = 3
+MIGRATION_SECONDS = 300.0
+
+# The client-side deadline of the current thread's round trips (see QUERY_SECONDS).
+_round_trip_seconds: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "leadcard_db_round_trip_seconds", default=QUERY_SECONDS
+)
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -68,16 +96,76 @@ def make_engine(url: str) -> Engine:
         pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),
         max_overflow=int(os.environ.get("DB_POOL_OVERFLOW", "10")),
         pool_timeout=2,
-        connect_args={"connect_timeout": 3},
+        connect_args={
+            # psycopg bounds the whole start-up (TCP, TLS, authentication) by this.
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            # A peer that is gone (host down, cable pulled) rather than silent: the kernel
+            # notices within ~25 s on an idle pooled socket, ~10 s on one with unacked data.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,
+        },
     )
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+        return _bounded_connection_class().connect(*cargs, **cparams)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET lock_timeout = '{LOCK_WAIT_SECONDS}s'")
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, false),"
+                " set_config('statement_timeout', %s, false),"
+                " set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{LOCK_WAIT_SECONDS}s", f"{STATEMENT_TIMEOUT_MS}ms",
+                 f"{IDLE_IN_TRANSACTION_TIMEOUT_MS}ms"),
+            )
         dbapi_connection.commit()
 
     return engine
+
+
+@functools.cache
+def _bounded_connection_class() -> Any:
+    """psycopg's Connection whose every round trip ends within the thread's deadline.
+
+    psycopg 3.3 has no client-side bound on a blocked execute (statement_timeout is the
+    server's; cancel() needs the server to answer). Every network wait of a connection —
+    execute, fetch, commit, rollback, the pool's pre-ping — goes through
+    ``Connection.wait``, whose ``timeout`` ends the wait with psycopg's internal
+    ``_WaitTimeout``. The protocol is then mid-message, so the connection is closed and a
+    public ``OperationalError`` raised: SQLAlchemy sees a closed connection (its
+    disconnect test) and invalidates it instead of returning it to the pool.
+    """
+    import psycopg  # here: SQLite deployments need no PostgreSQL driver
+
+    class BoundedConnection(psycopg.Connection):  # type: ignore[misc]
+        def wait(self, gen, interval=0.1, timeout=None):  # type: ignore[no-untyped-def]
+            seconds = _round_trip_seconds.get() if timeout is None else timeout
+            try:
+                return super().wait(gen, interval=interval, timeout=seconds)
+            except psycopg.errors._WaitTimeout:
+                if timeout is not None:  # the caller asked for its own limit (notifies)
+                    raise
+                self.close()
+                raise psycopg.OperationalError(
+                    f"the database did not answer within {seconds:g} s"
+                ) from None
+
+    return BoundedConnection
+
+
+@contextmanager
+def round_trip_deadline(seconds: float) -> Iterator[None]:
+    """Allow this thread's PostgreSQL round trips ``seconds`` each (see QUERY_SECONDS)."""
+    token = _round_trip_seconds.set(seconds)
+    try:
+        yield
+    finally:
+        _round_trip_seconds.reset(token)
 
 
 def _install_sqlite_transactions(engine: Engine) -> None:
@@ -126,10 +214,14 @@ def _enable_wal(cursor) -> None:  # type: ignore[no-untyped-def]
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: SQLite takes the write lock at BEGIN."""
+    """A transaction that will write: SQLite takes the write lock at BEGIN.
+
+    Its statements may wait for row locks (up to LOCK_WAIT_SECONDS), so on PostgreSQL they
+    get LOCKING_QUERY_SECONDS; the checkout's pre-ping before it keeps QUERY_SECONDS.
+    """
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_immediate=True)
-        with conn.begin():
+        with round_trip_deadline(LOCKING_QUERY_SECONDS), conn.begin():
             yield conn
 
 
@@ -229,7 +321,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
-    with engine.connect() as conn:
+    with engine.connect() as conn, round_trip_deadline(LOCKING_QUERY_SECONDS):
         conn.exec_driver_sql("SELECT pg_advisory_lock(7418231)")
         conn.commit()
         try:
@@ -244,7 +336,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     with _migration_lock(engine):
-        with engine.begin() as conn:
+        # A migration may rewrite a large table: neither the per-view round-trip deadline
+        # nor the session's statement_timeout applies to it (SET LOCAL ends with it).
+        with round_trip_deadline(MIGRATION_SECONDS), engine.begin() as conn:
+            if not is_sqlite(engine):
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{int(MIGRATION_SECONDS)}s'")
             command.upgrade(_alembic_config(engine, conn), revision)
 
 
