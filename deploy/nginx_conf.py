@@ -33,7 +33,7 @@ class FrontConfig:
     conn_per_address: int = 64
     worker_processes: str = "auto"
     worker_connections: int = 4096
-    access_log: str = "/dev/stdout leadcard"  # or "off", or "<path> leadcard"
+    access_log: str | None = None  # a path, or "off"; None: <run_dir>/access.log
     error_log: str = "stderr"
     worker_user: str | None = None  # root only; None: www-data if it exists, else nobody
 
@@ -52,6 +52,14 @@ def worker_user_line(worker_user: str | None) -> str:
     return f"user {worker_user};"
 
 
+def access_log_directive(cfg: FrontConfig) -> str:
+    """The `access_log` arguments. A file by default: nginx opens the path itself, and
+    /dev/stdout cannot be opened when stdout is a socket (systemd's journal); it works when
+    stdout is a pipe or a file (containers), so it is a choice, not the default."""
+    target = cfg.access_log or str(cfg.run_dir / "access.log")
+    return "off" if target == "off" else f"{target} leadcard"
+
+
 def render(cfg: FrontConfig, template: Path = TEMPLATE) -> str:
     """The config text for `cfg` (raises KeyError/ValueError on a bad template)."""
     return _Template(template.read_text()).substitute(
@@ -61,7 +69,7 @@ def render(cfg: FrontConfig, template: Path = TEMPLATE) -> str:
         worker_rlimit_nofile=str(2 * cfg.worker_connections + 64),
         run_dir=str(cfg.run_dir),
         error_log=cfg.error_log,
-        access_log=cfg.access_log,
+        access_log=access_log_directive(cfg),
         listen=cfg.listen,
         server_name=cfg.server_name,
         tls_cert=str(cfg.tls_cert),

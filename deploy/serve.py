@@ -12,6 +12,8 @@ Settings (flags override the environment):
   TLS_CERT, TLS_KEY  certificate chain and key (PEM); or --self-signed for local use
   SERVE_RUN_DIR      run directory (default instance/serve)
   NGINX_CONN_PER_ADDRESS  requests in progress per client address (default 64)
+  NGINX_ACCESS_LOG   nginx's access log: a path, /dev/stdout, or off (default
+                     <run dir>/access.log; nginx reopens it on SIGUSR1, for log rotation)
   NGINX              the nginx binary (default /usr/sbin/nginx)
 The app's own settings (APP_URL, SECRET_KEY, ...) come from the environment as always.
 """
@@ -85,7 +87,8 @@ def prepare(args: argparse.Namespace) -> Path:
     host = urlsplit(os.environ.get("APP_URL", "")).hostname or "_"
     conf = nginx_conf.write(nginx_conf.FrontConfig(
         listen=args.listen, upstream=f"127.0.0.1:{args.app_port}", tls_cert=cert, tls_key=key,
-        run_dir=run_dir, server_name=host, conn_per_address=args.conn_per_address))
+        run_dir=run_dir, server_name=host, conn_per_address=args.conn_per_address,
+        access_log=os.environ.get("NGINX_ACCESS_LOG") or None))
     check = subprocess.run(nginx_command(args.nginx, conf, "-t", "-q"), capture_output=True,
                            text=True, timeout=30)
     if check.returncode != 0:

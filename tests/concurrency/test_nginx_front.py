@@ -134,8 +134,7 @@ class Serve:
         self.log_path = tmp_path / "serve.log"
         env = stack.env(WEB_CONCURRENCY="2", GUNICORN_THREADS="8", GUNICORN_GRACEFUL_TIMEOUT="3",
                         GUNICORN_ACCESS_LOG="", TLS_CERT=str(self.cert), TLS_KEY=str(key))
-        # Appending: nginx opens /dev/stdout anew, and must not write over gunicorn's lines.
-        log = open(self.log_path, "a")
+        log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deploy.serve", "--listen", f"127.0.0.1:{self.port}",
              "--app-port", str(stack.port), "--run-dir", str(self.run_dir)],
