@@ -15,7 +15,8 @@ Settings (flags override the environment):
   NGINX_ACCESS_LOG   nginx's access log: a path, /dev/stdout, or off (default
                      <run dir>/access.log; nginx reopens it on SIGUSR1, for log rotation)
   NGINX              the nginx binary (default /usr/sbin/nginx)
-The app's own settings (APP_URL, SECRET_KEY, ...) come from the environment as always.
+The app's own settings (APP_URL, SECRET_KEY, ...) come from the environment as always;
+PROXY_HOPS defaults to 1 here (nginx is the one proxy that writes X-Forwarded-For).
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
     env = dict(os.environ, HOST="127.0.0.1", PORT=str(args.app_port))
+    # One proxy (this nginx) writes X-Forwarded-For, with the address it saw: the app's
+    # per-client limits use that one, not the client's own claim.
+    env.setdefault("PROXY_HOPS", "1")
     gunicorn: subprocess.Popen | None = None
     nginx: subprocess.Popen | None = None
     status = 0
