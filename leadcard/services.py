@@ -19,6 +19,7 @@ from .cache import Cache, make_cache
 from .config import Settings
 from .crypto import KeyRing
 from .event_log import ProcessedEvents
+from .grant_journal import GrantJournal
 from .http import portal_pool
 from .oauth import OAuthClient
 from .portal_api import PortalApi
@@ -91,7 +92,9 @@ def _bucket_engine(database_url: str):  # type: ignore[no-untyped-def]
 def build_services(settings: Settings) -> Services:
     engine = db.make_engine(settings.database_url)
     keyring = KeyRing.from_settings(settings.token_keys, settings.instance_path)
-    store = TokenStore(engine, keyring, settings.secret_key)
+    # Renewed grants not yet committed survive a crash here (tokens.py, grant_journal.py).
+    journal = GrantJournal(os.path.join(settings.instance_path, "grant-journal"), keyring)
+    store = TokenStore(engine, keyring, settings.secret_key, journal=journal)
     oauth = OAuthClient(settings)
     # The per-portal bucket must be shared by every worker and host (limits are per portal
     # and per source IP — settings/performance/limits.md): Redis when configured, else the

@@ -10,6 +10,11 @@ UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite — re-reads it, and only spe
 token if the row still holds the one the caller saw (`token_version`). A worker killed
 mid-refresh drops its connection, the database releases the lock, and the next caller
 retries with the still-stored refresh token.
+
+Once the OAuth server has answered, the stored refresh token is spent (Bitrix24 rotates it
+on use), so the answer must reach the row: it is written to the local `GrantJournal` before
+the row, written again on a fresh connection if the first write fails, and replayed from the
+journal by the next refresh on this host if the process died in between.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -31,7 +37,10 @@ from sqlalchemy.exc import OperationalError
 from . import errors
 from .crypto import KeyRing
 from .db import HotStatement, is_sqlite, metadata, upsert_insert, write_transaction
+from .grant_journal import GrantJournal, spent_digest
 from .oauth import Grant
+
+log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 REAUTH_REQUIRED = "reauth_required"
@@ -88,6 +97,12 @@ oauth_states = sa.Table(
 )
 
 OAUTH_STATE_TTL = 600.0
+
+# After the OAuth server answered a refresh and the row's write failed: how long to keep
+# writing the new pair again (pauses 0.2, 0.4, 0.8, 1.6 s), each try bounded by db.py's
+# deadlines. A database blip (a reset, a failover, a full disk freed) is over by then; past
+# it the pair waits in the journal for the next refresh.
+STORE_RETRY_SECONDS = 4.0
 
 
 def _now() -> datetime:
@@ -183,9 +198,11 @@ def _aware(value: datetime) -> datetime:
 class TokenStore:
     """All reads and writes of stored portals and their tokens."""
 
-    def __init__(self, engine: Engine, keyring: KeyRing, hash_secret: str) -> None:
+    def __init__(self, engine: Engine, keyring: KeyRing, hash_secret: str,
+                 journal: GrantJournal | None = None) -> None:
         self._engine = engine
         self._keys = keyring
+        self._journal = journal
         # Keyed hash for renewal rows: the spent refresh token itself is never stored.
         self._hash_key = hashlib.sha256(b"leadcard-viewer-renewal:" + hash_secret.encode()).digest()
         # Counted for tests and the benchmark: how many refreshes this process performed.
@@ -372,61 +389,128 @@ class TokenStore:
         `seen_version` is the version whose access token just failed with `expired_token`
         (or is past its expiry). Under the row lock: if the row moved on, that worker's
         result is used and nothing is spent; otherwise `refresher(refresh_token)` runs
-        once and the new pair is stored in the same transaction.
+        once and the new pair is stored in the same transaction — journalled first, and
+        written again on a fresh connection if that write fails (`_store_again`).
         """
         failure: errors.LeadCardError | None = None
-        with self._writing() as conn:
-            row = self._lock_row(conn, member_id)
-            current = self._credentials(row)
-            if current.version != seen_version and not current.expired():
-                return current
-            if row._mapping["status"] == REAUTH_REQUIRED:
-                # Circuit open (security.md §2.4): this refresh token was already refused
-                # under the lock; spending it again only repeats invalid_grant (and excessive
-                # refreshing gets apps blocked). A re-seed or reinstall (save_grant) closes it.
-                raise errors.TokenRevoked("stored grant awaits re-authorization")
-            try:
-                self.refresh_calls += 1
-                grant = refresher(current.refresh_token)
-            except (errors.TokenRevoked, errors.AppNotInstalled) as exc:
-                # Believed only here, under the lock, with the version unchanged
-                # (security.md §2.4): nobody else rotated it, so it really is gone. The
-                # status change commits; the error is raised after the transaction.
-                self._set_status(conn, member_id, REAUTH_REQUIRED, exc.code)
-                failure = exc
-            except errors.PaymentRequired as exc:
-                self._set_status(conn, member_id, PAYMENT_REQUIRED, exc.code)
-                failure = exc
-            else:
-                if grant.member_id != member_id:
-                    raise errors.VerificationFailed("refresh answered for another portal")
-                now = _now()
-                conn.execute(
-                    portals.update()
-                    .where(portals.c.member_id == member_id)
-                    .values(
-                        access_token=self._keys.encrypt(grant.access_token),
-                        refresh_token=self._keys.encrypt(grant.refresh_token),
-                        expires_at=grant.expires_at,
-                        token_version=current.version + 1,
-                        client_endpoint=grant.client_endpoint,
-                        domain=grant.domain,
-                        status=ACTIVE,
-                        last_error=None,
-                        refreshed_at=now,
-                        updated_at=now,
-                    )
-                )
+        answered: Grant | None = None  # the OAuth server's new pair: must reach the row
+        try:
+            with self._writing() as conn:
+                row = self._lock_row(conn, member_id)
+                current = self._credentials(row)
+                if current.version != seen_version and not current.expired():
+                    return current
+                # Before the circuit check: a pair issued for this very refresh token heals
+                # a portal that another caller marked reauth_required meanwhile.
+                answered = self._journaled(current)
+                if answered is None:
+                    if row._mapping["status"] == REAUTH_REQUIRED:
+                        # Circuit open (security.md §2.4): this refresh token was already
+                        # refused under the lock; spending it again only repeats invalid_grant
+                        # (and excessive refreshing gets apps blocked). A re-seed or reinstall
+                        # (save_grant) closes it.
+                        raise errors.TokenRevoked("stored grant awaits re-authorization")
+                    try:
+                        self.refresh_calls += 1
+                        grant = refresher(current.refresh_token)
+                    except (errors.TokenRevoked, errors.AppNotInstalled) as exc:
+                        # Believed only here, under the lock, with the version unchanged
+                        # (security.md §2.4): nobody else rotated it, so it really is gone.
+                        # The status change commits; the error is raised after the
+                        # transaction.
+                        self._set_status(conn, member_id, REAUTH_REQUIRED, exc.code)
+                        failure = exc
+                    except errors.PaymentRequired as exc:
+                        self._set_status(conn, member_id, PAYMENT_REQUIRED, exc.code)
+                        failure = exc
+                    else:
+                        if grant.member_id != member_id:
+                            raise errors.VerificationFailed("refresh answered for another portal")
+                        answered = grant
+                        if self._journal is not None:
+                            self._journal.write(member_id, current.version,
+                                                current.refresh_token, grant)
+                if answered is not None:
+                    conn.execute(self._pair_update(member_id, current.version, answered))
+        except (errors.DatabaseUnavailable, errors.Busy):
+            if answered is None:
+                raise
+            return self._store_again(member_id, current.version, answered)
         if failure is not None:
             raise failure
-        return Credentials(
-            member_id=member_id,
-            client_endpoint=grant.client_endpoint,
-            access_token=grant.access_token,
-            refresh_token=grant.refresh_token,
-            expires_at=grant.expires_at,
-            version=current.version + 1,
+        assert answered is not None
+        self._forget(member_id)
+        return _fresh_credentials(answered, current.version + 1)
+
+    def _journaled(self, current: Credentials) -> Grant | None:
+        """The pair the OAuth server already gave for the stored (spent) refresh token, if
+        this host's journal holds it; a stale entry (the row moved on) is dropped."""
+        if self._journal is None:
+            return None
+        entry = self._journal.read(current.member_id)
+        if entry is None:
+            return None
+        if (entry.token_version == current.version
+                and hmac.compare_digest(entry.spent, spent_digest(current.refresh_token))):
+            log.warning("portal %s: storing the renewed grant a failed write left in the journal",
+                        current.member_id)
+            return entry.grant
+        self._journal.remove(current.member_id)
+        return None
+
+    def _pair_update(self, member_id: str, version: int, grant: Grant) -> sa.Update:
+        """Store `grant` as the successor of the pair at `version` (and only of that one)."""
+        now = _now()
+        return (
+            portals.update()
+            .where(portals.c.member_id == member_id, portals.c.token_version == version)
+            .values(
+                access_token=self._keys.encrypt(grant.access_token),
+                refresh_token=self._keys.encrypt(grant.refresh_token),
+                expires_at=grant.expires_at,
+                token_version=version + 1,
+                client_endpoint=grant.client_endpoint,
+                domain=grant.domain,
+                status=ACTIVE,
+                last_error=None,
+                refreshed_at=now,
+                updated_at=now,
+            )
         )
+
+    def _store_again(self, member_id: str, version: int, grant: Grant) -> Credentials:
+        """Write a pair the OAuth server already issued, after the first write failed.
+
+        Each try is a new transaction on a fresh pooled connection (the failed one was
+        invalidated). The update only replaces the pair at `version`, so it can neither
+        clobber a newer grant (a reinstall meanwhile) nor apply twice. Matching no row means
+        the first commit went through after all (only its answer was lost) or the row was
+        re-seeded: either way the row is current. Out of tries: the error is raised and the
+        pair stays in the journal for the next refresh.
+        """
+        deadline = time.monotonic() + STORE_RETRY_SECONDS
+        pause = 0.2
+        while True:
+            time.sleep(pause)
+            try:
+                with self._writing() as conn:
+                    stored = conn.execute(self._pair_update(member_id, version, grant)).rowcount
+                    row = None if stored else self._lock_row(conn, member_id)
+                break
+            except (errors.DatabaseUnavailable, errors.Busy):
+                pause *= 2
+                if time.monotonic() + pause > deadline:
+                    log.warning("portal %s: renewed grant not stored yet; kept in the journal "
+                                "for the next refresh", member_id)
+                    raise
+        self._forget(member_id)
+        if stored:
+            return _fresh_credentials(grant, version + 1)
+        return self._credentials(row)
+
+    def _forget(self, member_id: str) -> None:
+        if self._journal is not None:
+            self._journal.remove(member_id)
 
     def renew_viewer(
         self, member_id: str, refresh_token: str, refresher: Callable[[str], Grant]
@@ -571,6 +655,17 @@ class TokenStore:
 
     def _writing(self):  # type: ignore[no-untyped-def]
         return _guarded(write_transaction(self._engine))
+
+
+def _fresh_credentials(grant: Grant, version: int) -> Credentials:
+    return Credentials(
+        member_id=grant.member_id,
+        client_endpoint=grant.client_endpoint,
+        access_token=grant.access_token,
+        refresh_token=grant.refresh_token,
+        expires_at=grant.expires_at,
+        version=version,
+    )
 
 
 def _viewer_grant(keys: KeyRing, m: sa.RowMapping) -> Grant:

@@ -255,3 +255,131 @@ def test_get_for_request_checks_the_posted_application_token(store):
     assert store.get_for_request(MEMBER, "a" * 32)[1] is True
     assert store.get_for_request(MEMBER, "b" * 32)[1] is False
     assert store.get_for_request(MEMBER, "")[1] is True  # older portals post none
+
+
+# --- the renewed pair survives a failed write (issue 10, defect 5) ---------------------------
+
+
+@pytest.fixture
+def journal(tmp_path, keyring):
+    from leadcard.grant_journal import GrantJournal
+
+    return GrantJournal(str(tmp_path / "grant-journal"), keyring)
+
+
+@pytest.fixture
+def journaled_store(engine, keyring, journal):
+    return TokenStore(engine, keyring, "test-secret", journal=journal)
+
+
+class CommitFails:
+    """The database refuses commits while `failing` (a reset, a full disk): the DBAPI's own
+    OperationalError, raised where the driver's commit would run, so SQLAlchemy and the store
+    see exactly what a real failure gives them."""
+
+    def __init__(self, engine, monkeypatch, times: int | None) -> None:
+        self.left = times
+        self.failing = False
+        self.refused = 0
+        dialect = engine.dialect
+        original = dialect.do_commit
+        error = dialect.loaded_dbapi.OperationalError
+
+        def do_commit(dbapi_connection):
+            if self.failing and (self.left is None or self.left > 0):
+                if self.left is not None:
+                    self.left -= 1
+                self.refused += 1
+                raise error("database or disk is full")
+            return original(dbapi_connection)
+
+        monkeypatch.setattr(dialect, "do_commit", do_commit)
+
+
+def spent_once(new: Grant, armed: CommitFails | None = None):
+    """A refresher that behaves like the OAuth server: the first call rotates, any further
+    call with the same token is refused (invalid_grant → TokenRevoked)."""
+    calls: list[str] = []
+
+    def refresher(rt: str) -> Grant:
+        calls.append(rt)
+        if len(calls) > 1:
+            raise errors.TokenRevoked("invalid_grant")
+        if armed is not None:
+            armed.failing = True  # the answer is in; now the write fails
+        return new
+
+    return refresher, calls
+
+
+def test_renewed_pair_is_written_again_when_the_commit_fails_once(journaled_store, engine,
+                                                                 monkeypatch, journal):
+    store = journaled_store
+    store.save_grant(grant(1, expires_in=-10))
+    v0 = store.credentials(MEMBER).version
+    failing = CommitFails(engine, monkeypatch, times=1)
+    refresher, calls = spent_once(grant(2), failing)
+
+    creds = store.refresh(MEMBER, v0, refresher)
+
+    assert failing.refused == 1
+    assert creds.refresh_token == grant(2).refresh_token and creds.version == v0 + 1
+    stored = store.credentials(MEMBER)
+    assert stored.refresh_token == grant(2).refresh_token and stored.version == v0 + 1
+    assert store.get(MEMBER).status == ACTIVE
+    assert calls == [grant(1).refresh_token]
+    assert journal.read(MEMBER) is None  # committed: nothing pending
+
+
+def test_renewed_pair_waits_in_the_journal_while_the_database_stays_down(
+        journaled_store, engine, monkeypatch, journal):
+    """Every retry fails: the caller gets the designed 503, the pair stays in the journal,
+    and the next refresh stores it instead of spending the spent token again — even after
+    another caller marked the portal reauth_required meanwhile."""
+    import leadcard.tokens as tokens_module
+
+    monkeypatch.setattr(tokens_module, "STORE_RETRY_SECONDS", 0.5)
+    store = journaled_store
+    store.save_grant(grant(1, expires_in=-10))
+    v0 = store.credentials(MEMBER).version
+    failing = CommitFails(engine, monkeypatch, times=None)
+    refresher, calls = spent_once(grant(2), failing)
+
+    with pytest.raises(errors.DatabaseUnavailable):
+        store.refresh(MEMBER, v0, refresher)
+    assert failing.refused >= 2  # the first write and at least one more try
+    failing.failing = False
+    assert store.credentials(MEMBER).refresh_token == grant(1).refresh_token  # row unchanged
+    assert journal.read(MEMBER).grant.refresh_token == grant(2).refresh_token
+    store.mark(MEMBER, REAUTH_REQUIRED, "token_revoked")  # another host tried the spent token
+
+    creds = store.refresh(MEMBER, v0, refresher)
+    assert calls == [grant(1).refresh_token]  # the spent token was not sent again
+    assert creds.refresh_token == grant(2).refresh_token and creds.version == v0 + 1
+    portal = store.get(MEMBER)
+    assert portal.status == ACTIVE and portal.token_version == v0 + 1
+    assert journal.read(MEMBER) is None
+
+
+def test_journal_entry_for_an_older_pair_is_dropped(journaled_store, journal):
+    """A re-seed (reinstall, reconnect) moved the row on: the entry no longer applies."""
+    store = journaled_store
+    store.save_grant(grant(1, expires_in=-10))
+    v0 = store.credentials(MEMBER).version
+    journal.write(MEMBER, v0, grant(1).refresh_token, grant(2))
+    store.save_grant(grant(3, expires_in=-10))
+    refresher, calls = spent_once(grant(4))
+    creds = store.refresh(MEMBER, v0 + 1, refresher)
+    assert calls == [grant(3).refresh_token]
+    assert creds.refresh_token == grant(4).refresh_token
+    assert journal.read(MEMBER) is None
+
+
+def test_journal_holds_no_secret_in_clear(journal, tmp_path):
+    journal.write(MEMBER, 1, grant(1).refresh_token, grant(2))
+    files = list((tmp_path / "grant-journal").iterdir())
+    assert len(files) == 1 and MEMBER not in files[0].name
+    blob = files[0].read_bytes()
+    for secret in (grant(1).refresh_token, grant(2).refresh_token, grant(2).access_token, MEMBER):
+        assert secret.encode() not in blob
+    assert oct(files[0].stat().st_mode & 0o777) == "0o600"
