@@ -47,8 +47,21 @@ def test_vendor_script_pins_the_same_version():
 
 def test_only_one_vendored_file_and_no_node_modules():
     vendor = sorted(p.name for p in (ROOT / "static" / "vendor").iterdir())
-    assert vendor == [VENDORED.name]
+    assert vendor == [VENDORED.name, "licenses"]
     assert not (ROOT / "static" / "node_modules").exists()
+
+
+def test_every_vendored_file_has_its_licence_and_a_notice():
+    """THIRD_PARTY_NOTICES.md names each vendored file and a licence text that exists."""
+    notices = (ROOT / "THIRD_PARTY_NOTICES.md").read_text()
+    assert f"static/vendor/{VENDORED.name}" in notices
+    assert "static/css/b24-tokens.css" in notices
+    named = set(re.findall(r"static/vendor/licenses/([\w.-]+\.LICENSE)", notices))
+    on_disk = {p.name for p in (ROOT / "static" / "vendor" / "licenses").iterdir()}
+    assert named == on_disk and len(on_disk) == 5
+    for name in on_disk:
+        text = (ROOT / "static" / "vendor" / "licenses" / name).read_text()
+        assert "Permission" in text or "Redistribution" in text, name
 
 
 def test_no_runtime_cdn_in_pages_or_scripts():
