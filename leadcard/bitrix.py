@@ -12,16 +12,18 @@ Errors become the family in `errors.py`. Retries are for reads only: a 5xx or co
 failure gets one retry; a read timeout none.
 
 Limits (issue 10, defect 6):
-- a request waits at most `MAX_SLOT_WAIT` for its bucket slot. A view that slept most of its
-  budget there held a gunicorn thread while the queue behind it grew (views took 20 s on a
-  host under a spent limit); past that bound the view answers the designed busy page at once
-  (`errors.RateLimited`: 503 with `Retry-After` = when a slot is free);
+- one deadline (one view) spends at most `MAX_SLOT_WAIT` in total waiting for bucket slots,
+  over all its requests. A view that slept most of its budget there held a gunicorn thread
+  while the queue behind it grew (views took 20 s on a host under a spent limit); past that
+  bound the view answers the designed busy page at once (`errors.RateLimited`: 503 with
+  `Retry-After` = when a slot is free);
 - a `QUERY_LIMIT_EXCEEDED` from Bitrix24 pauses the portal in the shared bucket for every
-  worker and host (`Bucket.pause`, `LIMIT_PAUSE` or the answer's `Retry-After`): the views
-  that follow wait for the pause when it fits their slot bound, else get the busy page, with
-  no upstream request. The refused request itself (never executed, so safe even for writes) is
-  retried once, in its turn after the pause. Before, every view retried on its own, up to 3
-  requests per refused view (992 refusals in 30 s with the app's rate above the portal's);
+  worker and host (`Bucket.pause`: 0.5 s, then 1 s, or the answer's `Retry-After`): the
+  views that follow wait for the pause when it fits their slot allowance, else get the busy
+  page, with no upstream request. The refused request itself (never executed, so safe even
+  for writes) is retried in its turn after the pause, at most 3 attempts (security.md F3).
+  Before, every view backed off on its own while all the others kept sending, 3 requests
+  per refused view (992 refusals in 30 s with the app's rate above the portal's);
 - a request that reserved its slot before such a pause and slept into it does not go either.
 """
 
@@ -48,17 +50,18 @@ from .ratelimit import RateLimited as BucketFull
 
 log = logging.getLogger(__name__)
 
-# The longest a request waits for its bucket slot. At the documented 2 req/s that is four
-# requests queued ahead; a view needs one or two requests, so a slot further away means the
-# limit is spent for longer than a user should stare at a spinner: busy page now, well inside
-# the 10 s view budget, instead of a sleeping thread while gunicorn's queue fills.
+# The longest one view (one Deadline) waits for bucket slots, all its requests together. At
+# the documented 2 req/s that is four requests queued ahead; a view needs one or two, so a
+# slot further away means the limit is spent for longer than a user should stare at a
+# spinner: busy page now, well inside the 10 s view budget, instead of a sleeping thread
+# while gunicorn's queue fills.
 MAX_SLOT_WAIT = 2.0
-# The portal's pause after QUERY_LIMIT_EXCEEDED when the answer names none (Bitrix24 sends no
-# Retry-After): its counter is full, and at the slowest documented drain (2 req/s;
-# settings/performance/limits.md) one second frees two requests. Shorter than MAX_SLOT_WAIT
-# so the views of that second wait for it rather than fail. A Retry-After is honoured up to
-# MAX_PAUSE.
-LIMIT_PAUSE = 1.0
+# The portal's pause after its first QUERY_LIMIT_EXCEEDED when the answer names none
+# (Bitrix24 sends no Retry-After), doubled for the request's next refusal: its counter is
+# full, and at the slowest documented drain (2 req/s; settings/performance/limits.md) 0.5 s
+# frees one request. 0.5 s + 1 s fit MAX_SLOT_WAIT, so the refused request and the views of
+# that moment wait for it rather than fail. A Retry-After is honoured up to MAX_PAUSE.
+LIMIT_PAUSE = 0.5
 MAX_PAUSE = 60.0
 # A request that slept for its slot still goes when a pause ends within this much: clocks of
 # the app host and the bucket's backend (Redis TIME, database clock) disagree by milliseconds.
@@ -164,6 +167,7 @@ class Deadline:
     """Absolute end of the time budget of one user request (monotonic clock)."""
 
     at: float
+    slot_waited: float = 0.0  # seconds spent waiting for bucket slots (MAX_SLOT_WAIT caps it)
 
     @classmethod
     def after(cls, seconds: float) -> "Deadline":
@@ -258,17 +262,21 @@ class RestClient:
             try:
                 return self._post_once(url, payload, deadline)
             except errors.RateLimited as exc:
-                # Bitrix24's counter for this portal is full: tell every worker and host.
-                pause = min(exc.retry_after or LIMIT_PAUSE, MAX_PAUSE)
-                exc.retry_after = pause
-                if self._bucket is None:
-                    raise
-                self._bucket.pause(bucket_key, pause)
-                # Never executed by Bitrix24, so safe to repeat even for writes: once, in
-                # its turn after the pause (_wait_for_slot refuses when that is too far).
-                if attempt >= 2 or deadline.remaining() < pause + 1.0:
+                # Bitrix24's counter for this portal is full: pause it for every worker and
+                # host, 0.5 s then 1 s or what the answer says (security.md F3). No jitter:
+                # the shared bucket, not chance, orders the requests that follow the pause.
+                pause = min(exc.retry_after or LIMIT_PAUSE * 2 ** (attempt - 1), MAX_PAUSE)
+                exc.retry_after = max(pause, 1.0)
+                if self._bucket is not None:
+                    self._bucket.pause(bucket_key, pause)
+                # Never executed by Bitrix24, so safe to repeat even for writes: at most 3
+                # attempts, each in its turn after the pause (_wait_for_slot refuses when
+                # that is beyond the view's slot-wait allowance).
+                if attempt >= 3 or deadline.remaining() < pause + 0.5:
                     raise
                 log.info("QUERY_LIMIT_EXCEEDED on %s: portal paused %.2fs", method, pause)
+                if self._bucket is None:
+                    time.sleep(pause)
             except (errors.PortalError, _ConnectFailed) as exc:
                 pause = random.uniform(0.1, 0.3)
                 if not idempotent or retried_failure or deadline.remaining() < pause + 1.0:
@@ -279,19 +287,21 @@ class RestClient:
                 time.sleep(pause)
 
     def _wait_for_slot(self, key: str, deadline: Deadline) -> None:
-        """Take the portal's next slot if it is at most MAX_SLOT_WAIT away, and sleep till then.
+        """Take the portal's next slot if the deadline's slot waiting stays within
+        MAX_SLOT_WAIT, and sleep till then.
 
         Raises the busy page's `errors.RateLimited` (with `retry_after`) when it is further,
         or when Bitrix24 paused the portal while this request slept for its slot.
         """
         if self._bucket is None:
             return
-        max_wait = max(min(MAX_SLOT_WAIT, deadline.remaining() - 1.0), 0.0)
+        max_wait = max(min(MAX_SLOT_WAIT - deadline.slot_waited, deadline.remaining() - 1.0), 0.0)
         try:
             delay = self._bucket.acquire(key, max_wait=max_wait)
         except BucketFull as exc:
             raise errors.RateLimited("client-side bucket full", retry_after=exc.retry_after) from None
         if delay > 0:
+            deadline.slot_waited += delay
             time.sleep(delay)
             # Only a request that slept can have been overtaken by a pause (one extra read,
             # only while the portal's limit is the bottleneck).

@@ -25,8 +25,8 @@ Public API
 Pause: when Bitrix24 answers ``QUERY_LIMIT_EXCEEDED`` anyway (our configured rate is above the
 portal's real one, or a backend switch lost the state), ``pause(key, seconds)`` tells every
 worker and host: no slot on this portal until ``seconds`` from now, and the bucket counts as
-full then. It moves TAT to ``pause end + burst * interval`` (so ``acquire`` hands out the next
-slot one interval after the pause, or refuses when that is beyond ``max_wait``) and records the
+full then. It moves TAT to ``pause end + (burst - 1) * interval`` (so ``acquire`` hands out the
+next slot at the pause end, then one per interval, or refuses when that is beyond ``max_wait``) and records the
 pause end under a key of its own, which ``paused(key)`` reads: a caller that reserved a slot
 *before* the pause and slept into it must not send (bitrix.py checks after sleeping).
 
@@ -189,7 +189,7 @@ class MemoryBucket(Bucket):
         with self._lock:
             now = _us(self._clock())
             until = now + pause_us
-            self._tat[key] = max(self._tat.get(key, 0), until + self.burst * self._interval)
+            self._tat[key] = max(self._tat.get(key, 0), until + (self.burst - 1) * self._interval)
             self._paused[key] = max(self._paused.get(key, 0), until)
 
     def paused(self, key: str) -> float:
@@ -352,7 +352,7 @@ class SqlBucket(Bucket):
         pause_us = _check_pause(seconds)
         with self._serial, db.write_transaction(self._engine) as conn:
             until = self._now(conn) + pause_us
-            self._raise_to(conn, key, until + self.burst * self._interval)
+            self._raise_to(conn, key, until + (self.burst - 1) * self._interval)
             self._raise_to(conn, _pause_key(key), until)
 
     def paused(self, key: str) -> float:
@@ -405,8 +405,9 @@ return {1, wait}
 """
 
 
-# Pause: KEYS[1] bucket, KEYS[2] its pause key; ARGV pause_us, span_us (burst * interval).
-# TAT goes to max(TAT, pause end + span); the pause key lives exactly until the pause end.
+# Pause: KEYS[1] bucket, KEYS[2] its pause key; ARGV pause_us, (burst - 1) * interval_us.
+# TAT goes to max(TAT, pause end + that): the next slot is at the pause end, then one per
+# interval. The pause key lives exactly until the pause end.
 _PAUSE_LUA = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local pause = tonumber(ARGV[1])
@@ -463,7 +464,7 @@ class RedisBucket(Bucket):
         pause_us = _check_pause(seconds)
         self._pause_script(
             keys=[self._prefix + key, self._prefix + _pause_key(key)],
-            args=[pause_us, self.burst * self._interval_us],
+            args=[pause_us, (self.burst - 1) * self._interval_us],
         )
 
     def paused(self, key: str) -> float:

@@ -378,7 +378,7 @@ def _db_down_checks(sim, live_app, installed):
     assert lead["TITLE"] not in response.text
     health, elapsed = timed(lambda: live_app.get("/healthz"))
     assert health.status_code == 503 and elapsed < 3.0
-    assert health.json() == {"status": "error", "database": "unavailable"}
+    assert health.json()["status"] == "error" and health.json()["database"] == "unavailable"
     event = live_app.post("/events", sim.onappuninstall_form("a"))
     assert event.status_code == 503
     assert event.json() == {"status": "error", "error": "db_unavailable"}
