@@ -404,11 +404,13 @@ class Driver:
     """One OS process running `stored_call.py`: builds the app, makes one stored-grant call."""
 
     def __init__(self, stack: Stack, member: str, wait_for_go: bool = True,
-                 method: str = "app.info") -> None:
+                 method: str = "app.info", pause_before_store: bool = False) -> None:
         self.log_path = stack.tmp_path / f"driver-{uuid.uuid4().hex[:6]}.log"
         args = [sys.executable, str(HERE / "stored_call.py"), member, "--method", method]
         if wait_for_go:
             args.append("--wait-for-go")
+        if pause_before_store:
+            args.append("--pause-before-store")
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, cwd=ROOT, env=stack.env(), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=log, text=True,

@@ -3,8 +3,13 @@
 security.md §2.4 and §6 scenarios 1–3, 6–7: Bitrix24 refresh tokens are single-use, so N
 processes that all find the stored access token expired must spend the refresh token exactly
 once; a process killed while its refresh is in flight (before the OAuth server rotated) must not
-lose the grant; a process killed after the server rotated (lost response) leaves a grant that is
-honestly marked `reauth_required` and re-seeded by an administrator opening the app.
+lose the grant; a process killed after it read the server's answer but before the row was
+written must not lose it either (the local grant journal); a process killed after the server
+rotated but before it read the answer (lost response) leaves a grant that is honestly marked
+`reauth_required` and re-seeded by an administrator opening the app.
+
+The simulator rotates like the real server: a refresh whose client went away is processed to
+the end all the same (its refresh token is spent, the answer lost).
 
 The simulator's token endpoint plays the OAuth server over real HTTP; every process here is a
 real `python` running `create_app()` from the environment, sharing only the database.
@@ -23,7 +28,7 @@ from leadcard import errors
 from leadcard.bitrix import Deadline
 from leadcard.tokens import ACTIVE, REAUTH_REQUIRED
 
-from concurrency_harness import ROOT, pg_backends_waiting_on_lock, wait_until
+from concurrency_harness import ROOT, pg_backends_waiting_on_lock, running_stack, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -114,10 +119,12 @@ def test_concurrent_portals_check_commands_refresh_once(stack):
 def test_process_killed_before_rotation_loses_nothing(stack, drivers):
     """SIGKILL the refresher while the OAuth server is still working on its request.
 
-    The simulator does not rotate a request whose client went away (`token_aborted`); the
-    killed process's row lock dies with its connection, a second process that was queued on
-    that lock gets it, refreshes with the still-stored refresh token, and the portal stays
-    active. Exactly one successful rotation overall.
+    The killed process's row lock dies with its connection; a second process that was queued
+    on that lock gets it and refreshes with the still-stored refresh token while the server is
+    still busy with the first request, so the portal stays active. The server sees the first
+    client vanish (`token_aborted`) and, like the real one, goes on with it anyway: when it
+    gets to it (after the 30 s hang, past this test) that refresh token is already spent and
+    the request is refused, rotating nothing. Exactly one successful rotation overall.
     """
     member = stack.member("a")
     v0 = stack.expire_stored("a")
@@ -145,7 +152,7 @@ def test_process_killed_before_rotation_loses_nothing(stack, drivers):
     killed_at = time.monotonic()
     first.proc.wait(timeout=5)
     wait_until(lambda: stack.token_stats()["aborted"] == before["aborted"] + 1, 10,
-               "the OAuth server saw the client vanish and did not rotate")
+               "the OAuth server saw the client vanish")
     done = second.expect("done", timeout=30)
     waited_after_kill = time.monotonic() - killed_at
 
@@ -160,6 +167,54 @@ def test_process_killed_before_rotation_loses_nothing(stack, drivers):
     assert portal.status == ACTIVE and portal.token_version == v0 + 1
     creds = stack.assert_stored_pair_current("a")
     assert creds.refresh_token != stored_before
+
+
+@pytest.fixture
+def own_instance_stack(database_url, tmp_path):
+    """A stack whose processes keep their instance files (the grant journal) in tmp_path."""
+    with running_stack(tmp_path, database_url, INSTANCE_PATH=str(tmp_path / "instance")) as s:
+        yield s
+
+
+def test_process_killed_after_the_answer_loses_nothing(own_instance_stack, drivers):
+    """SIGKILL the refresher after the OAuth server answered, before the row was written.
+
+    The server has rotated: the stored refresh token is spent and the answer, in the dead
+    process, was the only valid pair. Before issue 10 (defect 5) the next refresh spent the
+    spent token again → invalid_grant → `reauth_required`, an administrator had to open the
+    app. Now the answer was journalled on this host first: the next process stores it from
+    the journal, sends nothing to the OAuth server, and the portal stays active.
+    """
+    stack = own_instance_stack
+    member = stack.member("a")
+    v0 = stack.expire_stored("a")
+    spent = stack.store.credentials(member).refresh_token
+    before = stack.token_stats()
+
+    victim = drivers(stack, member, pause_before_store=True)
+    victim.expect("ready", timeout=60)
+    victim.go()
+    victim.expect("storing", timeout=30)
+    assert stack.token_stats()["rotated"] == before["rotated"] + 1
+    with stack.sim.world.lock:
+        assert stack.sim.world.grants_by_refresh[spent].refresh_used  # spent at the server
+    victim.signal(signal.SIGKILL)
+    victim.proc.wait(timeout=5)
+    portal = stack.store.get(member)
+    assert portal.status == ACTIVE and portal.token_version == v0  # nothing was written
+
+    nxt = drivers(stack, member)
+    nxt.expect("ready", timeout=60)
+    nxt.go()
+    done = nxt.expect("done", timeout=30)
+    assert done["ok"] is True, done
+    assert done["oauth_refresh_calls"] == 0, "the spent refresh token was sent again"
+    after = stack.token_stats()
+    assert after["refresh"] == before["refresh"] + 1 and after["rotated"] == before["rotated"] + 1
+    portal = stack.store.get(member)
+    assert portal.status == ACTIVE and portal.token_version == v0 + 1
+    stack.assert_stored_pair_current("a")
+    assert not list((stack.tmp_path / "instance" / "grant-journal").glob("*.grant"))
 
 
 def test_lost_refresh_response_is_reauth_then_reseeded_by_admin(stack, drivers):
