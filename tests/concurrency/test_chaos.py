@@ -35,6 +35,7 @@ import requests
 import sqlalchemy as sa
 from markupsafe import escape
 
+from leadcard.bitrix import Deadline
 from leadcard.config import normalise_database_url
 from leadcard.tokens import ACTIVE, portals
 
@@ -360,5 +361,58 @@ def test_postgresql_silent_partition_answers_within_budget_and_recovers(tmp_path
                 assert traffic.health[-1][1] == 200
                 _stored_refresh_still_works(stack)
                 _assert_grant_intact(stack)
+        finally:
+            proxy.stop()
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL cases need TEST_DATABASE_URL (set by .ci/run)")
+def test_postgresql_reset_during_portals_renew_keeps_the_renewed_grant(tmp_path):
+    """Issue 10 defect 5: the database connection dies between the OAuth answer and the commit.
+
+    `portals renew` spends a portal's refresh token; while the OAuth server works on it, every
+    connection to PostgreSQL is cut and new ones refused for 0.5 s. The answer arrives into
+    that outage, so the row's write fails. Before the fix the spent pair stayed in the row
+    (the next call: token_revoked → reauth_required); now the new pair is written again on
+    a fresh connection once the database is back, and the command succeeds.
+    """
+    base = sa.engine.make_url(normalise_database_url(PG_URL))
+    with _throwaway_schema(PG_URL) as direct_url:
+        proxy = PartitionProxy((base.host or "127.0.0.1", base.port or 5432)).start()
+        url = sa.engine.make_url(direct_url).set(host="127.0.0.1", port=proxy.port)
+        try:
+            with running_stack(tmp_path, url.render_as_string(hide_password=False),
+                               INSTANCE_PATH=str(tmp_path / "instance")) as stack:
+                versions = {name: stack.expire_stored(name) for name in ("a", "b")}
+                stack.sim.set_fault("oauth", "token", "hang", seconds=0.3, count=1)
+                before = stack.token_stats()
+                outcome: dict = {}
+
+                def renew() -> None:
+                    outcome["result"] = stack.app.test_cli_runner().invoke(
+                        args=["portals", "renew", "--older-than", "0"])
+
+                renewer = threading.Thread(target=renew, daemon=True)
+                renewer.start()
+                wait_until(lambda: stack.token_stats()["refresh"] > before["refresh"], 15,
+                           "the first refresh reached the OAuth server")
+                proxy.stop()  # the database "resets": connections die, new ones are refused
+                time.sleep(0.5)
+                proxy.start()
+                renewer.join(timeout=60)
+                assert not renewer.is_alive()
+
+                result = outcome["result"]
+                assert result.exit_code == 0, result.output
+                assert "2 renewed, 0 failed" in result.output, result.output
+                after = stack.token_stats()
+                assert after["rotated"] == before["rotated"] + 2  # one spend per portal
+                for name, v0 in versions.items():
+                    portal = stack.store.get(stack.member(name))
+                    assert portal.status == ACTIVE and portal.token_version == v0 + 1
+                    stack.assert_stored_pair_current(name)
+                # And the next stored call simply works (no refresh needed, none made).
+                stack.svc.portal_api.call(stack.member("a"), "app.info", {},
+                                          deadline=Deadline.after(10))
+                assert stack.token_stats()["refresh"] == after["refresh"]
         finally:
             proxy.stop()
