@@ -5,7 +5,7 @@ time, on portal b, through gunicorn (2 gthread workers x 8 threads, the embedded
 default). The simulated portals inject faults on a few percent of REST requests (500 JSON,
 502 HTML, 503 QUERY_LIMIT_EXCEEDED, dropped connections). Some frames arrive with an expired
 AUTH_ID (viewer renewal), and every few seconds the stored grant of portal a expires and an
-ONAPPUNINSTALL (which needs it) forces a stored refresh in the middle of the traffic.
+ONAPPUNINSTALL (then a stored-grant call) forces a stored refresh in the middle of the traffic.
 
 Pass criteria:
 - zero 500s; every 5xx is a designed 502/503/504 error page carrying a problem code;
@@ -29,6 +29,8 @@ import requests
 import sqlalchemy as sa
 from markupsafe import escape
 
+from leadcard.bitrix import Deadline
+from leadcard.errors import LeadCardError
 from leadcard.tokens import ACTIVE, portals, viewer_renewals
 
 from concurrency_harness import DESIGNED_5XX, problem_code, rss_mb
@@ -141,16 +143,30 @@ def test_thousands_of_views_with_faults(stack, gunicorn_factory):
     stored_refreshes: list[int] = []
 
     def operations() -> None:
-        """Every few seconds the stored grant of a expires and an event needs it."""
+        """Every few seconds the stored grant of a expires and something needs it: first an
+        ONAPPUNINSTALL through gunicorn, then (the app meters uninstall confirmations per
+        portal, attempts.py) a stored-grant call as `portals check` makes it, from this
+        process on the same database."""
         event = sim.onappuninstall_form("a")
+        first = True
         while not stop_ops.wait(STORED_REFRESH_EVERY):
             stack.expire_stored("a")
-            r = stack.post("/events", event, timeout=30)
-            stored_refreshes.append(r.status_code)
-            if r.status_code != 200 or r.json().get("result") != "kept: not confirmed":
+            if first:
+                first = False
+                r = stack.post("/events", event, timeout=30)
+                stored_refreshes.append(r.status_code)
+                if r.status_code != 200 or r.json().get("result") != "kept: not confirmed":
+                    with lock:
+                        unexpected.append(f"ONAPPUNINSTALL with expired stored grant: "
+                                          f"{r.status_code} {r.text[:160]}")
+                continue
+            try:
+                stack.svc.portal_api.call(stack.member("a"), "app.info", {},
+                                          deadline=Deadline.after(20))
+                stored_refreshes.append(200)
+            except LeadCardError as exc:
                 with lock:
-                    unexpected.append(f"ONAPPUNINSTALL with expired stored grant: "
-                                      f"{r.status_code} {r.text[:160]}")
+                    unexpected.append(f"stored call with an expired grant: {exc.code}")
 
     ops = threading.Thread(target=operations, daemon=True)
     load_started = time.monotonic()
