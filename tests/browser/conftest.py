@@ -75,6 +75,7 @@ def app_server(sim, app_port, tmp_path_factory):
         **sim.app_settings(),
         SECRET_KEY="browser-suite-secret-key-" + "k" * 24,
         DATABASE_URL=f"sqlite:///{tmp}/leadcard.sqlite3",
+        INSTANCE_PATH=str(tmp / "instance"),
         TOKEN_KEYS=Fernet.generate_key().decode(),
         HOST="127.0.0.1",
         PORT=str(app_port),

@@ -99,6 +99,8 @@ class Stack:
             "TOKEN_KEYS": Fernet.generate_key().decode(),
             "DB_AUTO_MIGRATE": "1",
             "LOG_LEVEL": "WARNING",
+            # The grant journal (and any key file) of this stack stays in its tmp folder.
+            "INSTANCE_PATH": str(tmp_path / "instance"),
             **extra,
         }
         self.app = None

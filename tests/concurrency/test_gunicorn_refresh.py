@@ -4,8 +4,11 @@
   spread over two gunicorn "hosts" (2 workers x 4 threads each, one database), is renewed
   once (`TokenStore.renew_viewer`); every card renders.
 - A worker SIGKILLed while it waits on a delayed refresh of the *stored* grant: gunicorn
-  respawns it, the OAuth server did not rotate (the client vanished), the next request
-  refreshes once with the still-stored refresh token, and the portal stays active.
+  respawns it; the OAuth server is still busy with the killed worker's request (it rotates
+  when it finishes, as the real server does, but the hang outlasts the test's follow-up), so
+  the next request refreshes once with the still-stored refresh token and the portal stays
+  active. (A kill *after* the server answered is covered by the grant journal:
+  test_refresh_processes.py.)
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def test_worker_killed_mid_refresh_is_respawned_and_grant_survives(stack, gunico
     assert not t.is_alive()
     assert "error" in outcome, f"the killed worker's request cannot have an answer: {outcome}"
     wait_until(lambda: stack.token_stats()["aborted"] == before["aborted"] + 1, 10,
-               "the OAuth server saw the client vanish and did not rotate")
+               "the OAuth server saw the client vanish")
     respawned = wait_until(
         lambda: (p := g.worker_pids()) and len(p) == 2 and victim not in p and p, 20,
         "gunicorn respawned the killed worker")

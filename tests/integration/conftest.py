@@ -60,6 +60,7 @@ def app_settings(sim, app_port, tmp_path, **extra) -> dict:
         **sim.app_settings(),
         "SECRET_KEY": "integration-secret-key-" + "k" * 20,
         "DATABASE_URL": f"sqlite:///{tmp_path}/leadcard.sqlite3",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
         "TOKEN_KEYS": Fernet.generate_key().decode(),
         **extra,
     }

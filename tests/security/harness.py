@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import tempfile
 import socket
 import threading
 import time
@@ -98,6 +99,8 @@ def app_settings(sim: Simulator, port: int, database_url: str, **extra: Any) -> 
         "B24_ALLOW_HTTP": "1",
         "DATABASE_URL": database_url,
         "DB_AUTO_MIGRATE": "1",
+        # The grant journal of this app stays out of the repository's instance/ folder.
+        "INSTANCE_PATH": tempfile.mkdtemp(prefix="leadcard-security-"),
         "TOKEN_KEYS": Fernet.generate_key().decode(),
         **extra,
     }
