@@ -46,7 +46,9 @@ STORED_REFRESH_EVERY = 2.0   # seconds between forced stored-grant refreshes on 
 FAULTS = [  # (kind, spec, probability) per portal REST request, portals a and b
     ("error", {"error": "INTERNAL_SERVER_ERROR", "status": 500}, 0.02),
     ("html", {"status": 502}, 0.01),
-    ("error", {"error": "QUERY_LIMIT_EXCEEDED", "status": 503}, 0.02),
+    # Rare: each one really pauses the portal for every worker (its counter is full, as far
+    # as the app can tell), so at 2 % it would keep the portal paused most of the time.
+    ("error", {"error": "QUERY_LIMIT_EXCEEDED", "status": 503}, 0.002),
     ("drop", {}, 0.01),
 ]
 MAX_RSS_GROWTH_MB = 30.0
