@@ -13,10 +13,13 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from leadcard import cli, db, error_pages, frontend, logs, security
-from leadcard.config import load_settings
-from leadcard.services import build_services
-from leadcard.views import register_blueprints
+from leadcard import cli
+from leadcard.storage import db
+from leadcard.web import error_pages, frontend, security
+from leadcard.core import logs
+from leadcard.core.config import load_settings
+from leadcard.flows.services import build_services
+from leadcard.web.views import register_blueprints
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:

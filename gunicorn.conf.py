@@ -9,7 +9,7 @@ import os
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 wsgi_app = "app:create_app()"
 # gunicorn's gthread worker with its closing linger moved off the event loop (see the module).
-worker_class = "leadcard.gthread_worker.ThreadWorker"
+worker_class = "leadcard.web.gthread_worker.ThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Keep-alive off, and a worker holds only as many connections as it has threads: it stops
@@ -63,8 +63,8 @@ def post_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
 
 def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
     """Apply migrations once in the master before workers start (embedded default)."""
-    from leadcard import db
-    from leadcard.config import load_settings
+    from leadcard.storage import db
+    from leadcard.core.config import load_settings
 
     settings = load_settings(instance_path=os.path.abspath("instance"))
     if settings.auto_migrate:

@@ -1,6 +1,6 @@
 """Run the devportal simulator behind an HTTP/1.1 keep-alive server (benchmark only).
 
-`python -m bench.keepalive_sim <the same arguments as python -m leadcard.devportal>`
+`python -m bench.keepalive_sim <the same arguments as python -m devtools.devportal>`
 
 Why: the simulator serves its WSGI apps with werkzeug's development server, which answers
 every request with `Connection: close` (werkzeug 3.x, serving.py: "Always close the
@@ -14,7 +14,7 @@ This module swaps the simulator's `ServerThread` for one built on the standard l
 `ThreadingHTTPServer` with `protocol_version = "HTTP/1.1"`: the same WSGI apps, the same
 recording middleware and counters, the same loopback-only rule; responses carry a
 `Content-Length`, so connections stay open until the client closes them. Nothing in
-`leadcard/devportal/` changes.
+`devtools/devportal/` changes.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_to_bytes
 
-from leadcard.devportal import servers as _servers
-from leadcard.devportal import simulator as _simulator
+from devtools.devportal import servers as _servers
+from devtools.devportal import simulator as _simulator
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -109,7 +109,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class KeepAliveServerThread(_servers.ServerThread):
-    """`leadcard.devportal.servers.ServerThread` with the keep-alive server underneath."""
+    """`devtools.devportal.servers.ServerThread` with the keep-alive server underneath."""
 
     def _make_server(self, app: Callable, host: str, port: int) -> _Server:
         handler = type("BoundHandler", (_Handler,), {"app": staticmethod(app)})
@@ -118,7 +118,7 @@ class KeepAliveServerThread(_servers.ServerThread):
 
 def main(argv: list[str] | None = None) -> int:
     _simulator.ServerThread = KeepAliveServerThread  # type: ignore[misc, assignment]
-    from leadcard.devportal.__main__ import main as devportal_main
+    from devtools.devportal.__main__ import main as devportal_main
 
     return devportal_main(argv)
 

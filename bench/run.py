@@ -9,7 +9,7 @@ as a ratio against a baseline measured in the same run):
 1. warm view latency p50/p95, and its ratio to one bare `crm.lead.get` round trip to the
    simulator over a keep-alive client (interleaved with the views, round by round); then the
    same with the lead edited at the simulator before every view, so no view can reuse a
-   rendered card (leadcard/rendered.py);
+   rendered card (leadcard/card/rendered.py);
 2. upstream requests per view, cold (first view after the app started: empty caches) and warm,
    counted by the simulator;
 3. throughput with N parallel viewers (a new connection per view, or `--keepalive-viewers`)
@@ -55,7 +55,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
 import requests
 from cryptography.fernet import Fernet
 
-from leadcard.devportal.servers import free_port
+from devtools.devportal.servers import free_port
 from bench.procfs import children_of
 
 PY = sys.executable
@@ -158,7 +158,7 @@ class Procs:
 
 
 class Sim:
-    """`python -m leadcard.devportal` in its own process (its own GIL), driven over HTTP."""
+    """`python -m devtools.devportal` in its own process (its own GIL), driven over HTTP."""
 
     def __init__(
         self, procs: Procs, app_url: str, log_path: Path, server: str = "keepalive"
@@ -168,7 +168,7 @@ class Sim:
         self._log = open(log_path, "ab")
         # "keepalive": the same simulator behind an HTTP/1.1 keep-alive server (see
         # bench/keepalive_sim.py); "werkzeug": as shipped (Connection: close on every answer).
-        module = "bench.keepalive_sim" if server == "keepalive" else "leadcard.devportal"
+        module = "bench.keepalive_sim" if server == "keepalive" else "devtools.devportal"
         self.proc = procs.start(
             [
                 PY,
@@ -540,7 +540,7 @@ def phase_latency(sim: Sim, rounds: int, warmup: int, edit: bool = False) -> dic
     """Warm views (same lead, same viewer) interleaved with bare crm.lead.get (keep-alive).
 
     ``edit``: the lead is changed at the simulator (untimed) before every view, so no view can
-    reuse an earlier rendered card (leadcard/rendered.py): the full build-and-render path.
+    reuse an earlier rendered card (leadcard/card/rendered.py): the full build-and-render path.
     """
     url, form = sim.placement_request()
     token = sim.tokens()["access_token"]
@@ -1307,7 +1307,7 @@ def write_doc(path: Path, cfg: Config, res: dict, command: str, table_md: str, n
             f"Date: {notes['date']}  ",
             f"Machine: {notes['cores']} cores ({notes['cpu']}), shared; load average at start "
             f"{notes['loadavg_at_start']}; Python {notes['python']}; gunicorn {notes['gunicorn']} "
-            f"`-c {cfg.gunicorn_conf} --no-control-socket`, gthread (leadcard.gthread_worker), WEB_CONCURRENCY={cfg.workers}, GUNICORN_THREADS={cfg.threads}; "
+            f"`-c {cfg.gunicorn_conf} --no-control-socket`, gthread (leadcard.web.gthread_worker), WEB_CONCURRENCY={cfg.workers}, GUNICORN_THREADS={cfg.threads}; "
             f"SQLite (tmp file, WAL); in-process reference cache.  ",
             f"Injected upstream latency: {cfg.latency * 1000:.0f} ms per REST request and per token-endpoint "
             f"call (simulator knobs `latency`, `oauth_latency`); simulator rate limit off for the portal; "

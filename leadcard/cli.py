@@ -11,9 +11,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import db, errors, services
-from .bitrix import Deadline
-from .tokens import UNINSTALLED, iter_expiring
+from leadcard.storage import db
+from leadcard.core import errors
+from leadcard.flows import services
+from leadcard.bitrix24.rest import Deadline
+from leadcard.storage.portals import UNINSTALLED, iter_expiring
 
 portals_cli = AppGroup("portals", help="Inspect and maintain stored portals.")
 keys_cli = AppGroup("keys", help="Token encryption keys.")

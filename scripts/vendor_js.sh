@@ -9,7 +9,7 @@
 # dependencies (axios, luxon, qs-esm), so we take one file out of the
 # published tarball and commit it; no node_modules, no Node at deploy time,
 # no runtime CDN. To upgrade: change VERSION, run this, put the printed hash
-# in leadcard/assets.py (B24JSSDK_VERSION / B24JSSDK_INTEGRITY) and rename the
+# in leadcard/web/assets.py (B24JSSDK_VERSION / B24JSSDK_INTEGRITY) and rename the
 # file reference there; tests/unit/test_assets.py recomputes the hash.
 set -euo pipefail
 
@@ -46,7 +46,7 @@ tar -xzf "$tarball" -C "$work" package/dist/umd/index.min.js
 
 mkdir -p "$(dirname "$TARGET")"
 # Drop the trailing `//# sourceMappingURL=index.min.js.map`: the map is not vendored, and
-# DevTools would log a 404 for it inside every card (see leadcard/assets.py).
+# DevTools would log a 404 for it inside every card (see leadcard/web/assets.py).
 sed '/^\/\/# sourceMappingURL=/d' "$work/package/dist/umd/index.min.js" > "$TARGET"
 
 echo "vendored $PACKAGE@$VERSION -> ${TARGET#"$ROOT"/}"

@@ -29,7 +29,7 @@ def throwaway_pg_schema() -> Iterator[str]:
     (to PostgreSQL an empty database as far as the app can tell); dropped afterwards."""
     import sqlalchemy as sa
 
-    from leadcard.config import normalise_database_url
+    from leadcard.core.config import normalise_database_url
 
     base = normalise_database_url(PG_URL)
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -69,7 +69,7 @@ def pg_database_url():
 @pytest.fixture
 def migrated_engine(database_url):
     """An engine on a fresh database of each kind with the Alembic history applied."""
-    from leadcard import db
+    from leadcard.storage import db
 
     engine = db.make_engine(database_url)
     db.upgrade(engine)

@@ -30,7 +30,7 @@ SCREENSHOTS = REPO / "test-output" / "screenshots"
 CLIENT_ID = "local.leadcard.browser"
 CLIENT_SECRET = "browser-client-secret-" + "s" * 24
 
-# Sample leads on portal "a" (leadcard/devportal/data.py) the card must render.
+# Sample leads on portal "a" (devtools/devportal/data.py) the card must render.
 SAMPLE_LEADS = {101: "rich", 102: "minimal", 103: "hostile", 105: "failed", 106: "converted",
                 107: "unknown_user"}
 
@@ -40,7 +40,7 @@ INIT_SCRIPT = r"""
 (() => {
   const w = window;
   w.__lcCsp = [];
-  // canaries: every sample payload (leadcard/devportal/data.py) calls alert() or moves
+  // canaries: every sample payload (devtools/devportal/data.py) calls alert() or moves
   // document.location; the originals still run so Playwright also sees the dialog
   w.__lcCalls = [];
   for (const name of ["alert", "confirm", "prompt", "print"]) {

@@ -1,7 +1,7 @@
 """Browser harness: real Chromium, real gunicorn, the devportal simulator, all on 127.0.0.1.
 
 Per test module: a started ``Simulator`` and Lead Card served by gunicorn in a subprocess
-(exactly as ``leadcard/demo.py`` runs it) on a free port, with a throw-away SQLite database
+(exactly as ``devtools/demo.py`` runs it) on a free port, with a throw-away SQLite database
 and a freshly generated token key.  ``installed`` installs the app on portal "a" once per
 module (the real install POST + ``finish_install``; ``test_install.py`` clicks through the
 marketplace page instead).  One Chromium per session; every test gets its own context and
@@ -26,8 +26,8 @@ from cryptography.fernet import Fernet
 
 from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, CLIENT_ID, CLIENT_SECRET, REPO, AppServer,
                              Watch, new_page)
-from leadcard.devportal import Simulator
-from leadcard.devportal.servers import free_port
+from devtools.devportal import Simulator
+from devtools.devportal.servers import free_port
 
 
 # --- environment -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Test 5: the hostile sample lead 103 executes nothing.
 
-Lead 103 (leadcard/devportal/data.py) carries ``<script>alert(..)</script>``,
+Lead 103 (devtools/devportal/data.py) carries ``<script>alert(..)</script>``,
 ``<img onerror=alert(..)>``, ``<svg onload=..>``, ``<b onmouseover=..>``,
 ``<iframe src=javascript:..>``, ``javascript:`` / ``data:`` URLs in multifields and UF
 values, a BB-code ``[URL=javascript:..]``, a ``document.location=evil.example`` script in

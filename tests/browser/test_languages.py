@@ -5,7 +5,7 @@ Lead 101 is opened with LANG en, ru, de, es, ``la`` (Bitrix24's id for Spanish) 
 our own catalogs (read from translations/<lang>/LC_MESSAGES/messages.po here, not from
 the app), ``<html lang>`` names the text language, and money and dates use the
 language's conventions — for ``ua`` the Ukrainian ones under English texts, as
-leadcard/i18n.py documents (format locale ≠ catalog).  Expected formats are written out
+leadcard/card/i18n.py documents (format locale ≠ catalog).  Expected formats are written out
 below, not computed with the app's code.
 """
 

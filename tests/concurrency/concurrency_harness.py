@@ -36,8 +36,8 @@ from cryptography.fernet import Fernet
 from werkzeug.serving import make_server
 
 from bench.procfs import children_of
-from leadcard.devportal import Simulator
-from leadcard.devportal.servers import free_port
+from devtools.devportal import Simulator
+from devtools.devportal.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -171,7 +171,7 @@ class Stack:
     # stored grant
     def expire_stored(self, portal: str) -> int:
         """Expire the stored access token at the simulator and in the row; return its version."""
-        from leadcard.tokens import portals
+        from leadcard.storage.portals import portals
 
         member = self.member(portal)
         creds = self.store.credentials(member)
@@ -493,7 +493,7 @@ def drivers():
 
 def pg_backends_waiting_on_lock(stack: Stack) -> int:
     """How many of this stack's app sessions wait on a lock right now (PostgreSQL only)."""
-    from leadcard.config import normalise_database_url
+    from leadcard.core.config import normalise_database_url
 
     url = normalise_database_url(stack.database_url).replace(
         stack.pg_application_name, stack.pg_application_name + "_probe")

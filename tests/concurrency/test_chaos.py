@@ -35,9 +35,9 @@ import requests
 import sqlalchemy as sa
 from markupsafe import escape
 
-from leadcard.bitrix import Deadline
-from leadcard.config import normalise_database_url
-from leadcard.tokens import ACTIVE, portals
+from leadcard.bitrix24.rest import Deadline
+from leadcard.core.config import normalise_database_url
+from leadcard.storage.portals import ACTIVE, portals
 
 from concurrency_harness import DESIGNED_5XX, gunicorns, problem_code, running_stack, wait_until
 from tests.security.harness import TcpProxy
@@ -196,7 +196,7 @@ def test_sqlite_file_locked_exclusively_during_traffic(tmp_path):
         slowest = _assert_only_designed_answers(traffic)
         assert slowest < hold + VIEW_BUDGET, summary
         # A card view only reads the main file (the rate-limit bucket has a file of its own,
-        # leadcard/services.py), and WAL readers don't wait for a writer: views started under
+        # leadcard/flows/services.py), and WAL readers don't wait for a writer: views started under
         # the lock render cards and finish while it is still held.
         under = [v for v in traffic.views if locked_at <= v[0] < released_at - 1.0]
         assert under and all(v[4] for v in under), f"views failed under the lock: {summary}"

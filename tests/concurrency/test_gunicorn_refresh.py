@@ -23,7 +23,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from leadcard.tokens import ACTIVE, viewer_renewals
+from leadcard.storage.portals import ACTIVE, viewer_renewals
 
 from concurrency_harness import (PID_ACCESS_LOG, free_port, pids_connected_to, served_by,
                                  wait_until)

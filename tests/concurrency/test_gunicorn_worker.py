@@ -1,4 +1,4 @@
-"""The app's gunicorn worker (leadcard/gthread_worker.py, gunicorn.conf.py) under real gunicorn.
+"""The app's gunicorn worker (leadcard/web/gthread_worker.py, gunicorn.conf.py) under real gunicorn.
 
 - A client that reads its answer and keeps its socket open does not hold up anyone else.
   gunicorn 27's own gthread worker lingers for that client's close on its event loop, for up
@@ -61,7 +61,7 @@ def test_a_client_that_does_not_close_holds_up_nobody(stack, gunicorn_factory):
 
 def test_a_flood_of_clients_that_never_close_neither_stalls_nor_kills_the_worker(
         stack, gunicorn_factory):
-    from leadcard.gthread_worker import LINGER_MAX_SOCKETS
+    from leadcard.web.gthread_worker import LINGER_MAX_SOCKETS
 
     g = gunicorn_factory(workers=1, threads=4)
     worker = g.worker_pids()

@@ -29,9 +29,9 @@ import requests
 import sqlalchemy as sa
 from markupsafe import escape
 
-from leadcard.bitrix import Deadline
-from leadcard.errors import LeadCardError
-from leadcard.tokens import ACTIVE, portals, viewer_renewals
+from leadcard.bitrix24.rest import Deadline
+from leadcard.core.errors import LeadCardError
+from leadcard.storage.portals import ACTIVE, portals, viewer_renewals
 
 from concurrency_harness import DESIGNED_5XX, problem_code, rss_mb
 

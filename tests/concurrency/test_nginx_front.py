@@ -35,7 +35,7 @@ from markupsafe import escape
 
 from concurrency_harness import ROOT, Stack, gunicorns, running_stack, wait_until
 from deploy import tls
-from leadcard.devportal.servers import free_port
+from devtools.devportal.servers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -24,9 +24,9 @@ import time
 
 import pytest
 
-from leadcard import errors
-from leadcard.bitrix import Deadline
-from leadcard.tokens import ACTIVE, REAUTH_REQUIRED
+from leadcard.core import errors
+from leadcard.bitrix24.rest import Deadline
+from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED
 
 from concurrency_harness import ROOT, pg_backends_waiting_on_lock, running_stack, wait_until
 

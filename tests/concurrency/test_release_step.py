@@ -36,7 +36,7 @@ def shell_env(stack: Stack, **extra: str) -> dict[str, str]:
 
 
 def revision(database_url: str) -> str | None:
-    from leadcard import db
+    from leadcard.storage import db
 
     engine = db.make_engine(database_url)
     try:
@@ -47,7 +47,7 @@ def revision(database_url: str) -> str | None:
 
 @pytest.mark.parametrize("start_at", [None, "0001"], ids=["empty", "at-0001"])
 def test_procfile_release_then_web_serves_cards(pg_database_url, tmp_path, start_at):
-    from leadcard import db
+    from leadcard.storage import db
 
     database_url = pg_database_url
 
@@ -106,8 +106,10 @@ def test_procfile_release_then_web_serves_cards(pg_database_url, tmp_path, start
 
 
 def _head() -> str:
-    names = [p.name for p in (ROOT / "leadcard" / "migrations" / "versions").glob("*.py")]
-    numbers = sorted(m.group(1) for n in names if (m := re.match(r"(\d{4})", n)))
+    """The newest migration file's revision (its name starts with it: 0002_…)."""
+    versions = ROOT / "leadcard" / "storage" / "migrations" / "versions"
+    numbers = sorted(m.group(1) for p in versions.glob("*.py") if (m := re.match(r"(\d{4})_", p.name)))
+    assert numbers, f"no migrations in {versions}"
     return numbers[-1]
 
 

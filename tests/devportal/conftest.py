@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from devportal_helpers import CLIENT_ID, CLIENT_SECRET, FakeApp, Rest
-from leadcard.devportal import Simulator
+from devtools.devportal import Simulator
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import requests
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from leadcard.devportal import Simulator
-from leadcard.devportal.servers import QuietHandler
+from devtools.devportal import Simulator
+from devtools.devportal.servers import QuietHandler
 
 CLIENT_ID = "local.64f1c0a5e1b2d3.12345678"
 CLIENT_SECRET = "Zq0p-test-secret"

@@ -65,7 +65,7 @@ def test_edit_lead_changes_what_crm_lead_get_answers(sim, rest):
 def test_free_port_is_outside_the_kernels_ephemeral_range_and_bindable():
     import socket
 
-    from leadcard.devportal.servers import free_port
+    from devtools.devportal.servers import free_port
 
     with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
         low, high = (int(x) for x in fh.read().split())

@@ -13,8 +13,8 @@ from cryptography.fernet import Fernet
 import requests
 from werkzeug.serving import make_server
 
-from leadcard.devportal import Simulator
-from leadcard.devportal.servers import free_port
+from devtools.devportal import Simulator
+from devtools.devportal.servers import free_port
 
 CLIENT_ID = "local.leadcard.test"
 CLIENT_SECRET = "test-client-secret-" + "s" * 24

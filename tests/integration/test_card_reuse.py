@@ -1,4 +1,4 @@
-"""A rendered card is reused only while everything it shows is unchanged (leadcard/rendered.py).
+"""A rendered card is reused only while everything it shows is unchanged (leadcard/card/rendered.py).
 
 Real HTTP between the app and the in-process simulator; the lead is changed in the simulator
 the way a user editing it in Bitrix24 would change it.

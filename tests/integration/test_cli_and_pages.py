@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from leadcard.tokens import ACTIVE, REAUTH_REQUIRED
+from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED
 
 
 def test_portals_list_shows_no_secrets(sim, live_app, installed):
@@ -42,8 +42,8 @@ def test_portals_check_reports_an_undecryptable_row_and_goes_on(sim, live_app, i
     import sqlalchemy as sa
     from cryptography.fernet import Fernet
 
-    from leadcard.crypto import KeyRing
-    from leadcard.tokens import portals
+    from leadcard.storage.keyring import KeyRing
+    from leadcard.storage.portals import portals
 
     url, form = sim.install_request("b", user_id=1)
     assert live_app.post(url, form).status_code == 200

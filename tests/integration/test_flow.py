@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 
-from leadcard.tokens import ACTIVE, UNINSTALLED
+from leadcard.storage.portals import ACTIVE, UNINSTALLED
 
 
 def placement(sim, live_app, lead_id, user_id=1, lang="en", **overrides):
@@ -88,7 +88,7 @@ def test_expired_viewer_token_is_renewed_once(sim, live_app, installed):
 
 def test_stored_token_refresh_on_expiry(sim, live_app, installed):
     """App-level calls renew the stored grant exactly once on expired_token."""
-    from leadcard.bitrix import Deadline
+    from leadcard.bitrix24.rest import Deadline
 
     store = live_app.services.store
     creds = store.credentials(installed.member_id)
@@ -132,7 +132,7 @@ def test_insider_uninstall_with_copied_token_is_not_believed(sim, live_app, inst
 def test_unconfirmable_uninstall_keeps_the_portal(sim, live_app, installed):
     """OAuth server down, or our grant already refused: a matching application_token alone
     (visible to every portal user) does not remove the portal."""
-    from leadcard.tokens import REAUTH_REQUIRED
+    from leadcard.storage.portals import REAUTH_REQUIRED
 
     store = live_app.services.store
     sim.inject_error("oauth", "app.info", "INTERNAL_SERVER_ERROR", status=500, count=None)

@@ -22,8 +22,8 @@ import requests
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from leadcard.devportal.servers import free_port
-from leadcard.ratelimit import SqlBucket
+from devtools.devportal.servers import free_port
+from leadcard.storage.buckets import SqlBucket
 from tests.integration.conftest import LiveApp, app_settings
 
 # A hung Redis costs a view at most a couple of the client's 0.25 s timeouts; the bound is
@@ -145,7 +145,7 @@ def test_killed_redis_every_view_is_a_card(sim, redis_app, own_redis, caplog):
     records = _outage_records(caplog)
     assert not [r for r in records if r.exc_info], [r.getMessage() for r in records][:3]
     assert not [r for r in records if "unexpected" in r.getMessage()]
-    assert 1 <= len([r for r in records if r.name == "leadcard.outage"]) <= 2
+    assert 1 <= len([r for r in records if r.name == "leadcard.core.outage"]) <= 2
     assert redis_app.services.redis.errors >= 1
     # Health: views work, so 200, and it says Redis is degraded.
     assert _health(redis_app) == (200, {"status": "ok", "database": "ok", "bucket": "ok",

@@ -32,8 +32,8 @@ from cryptography.fernet import Fernet
 from markupsafe import escape
 from werkzeug.serving import make_server
 
-from leadcard.devportal import Simulator
-from leadcard.devportal.servers import free_port
+from devtools.devportal import Simulator
+from devtools.devportal.servers import free_port
 
 CLIENT_ID = "local.leadcard.security"
 CLIENT_SECRET = "sec-client-secret-" + uuid.uuid4().hex  # unique per run: greppable
@@ -145,7 +145,7 @@ def problem_title(app, code: str, lang: str = "en") -> str:
     """The title problems.py defines for `code`, translated and HTML-escaped as rendered."""
     from flask import g
 
-    from leadcard.problems import TEXTS
+    from leadcard.web.problems import TEXTS
 
     with app.test_request_context():
         g.lang = lang

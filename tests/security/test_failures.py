@@ -18,7 +18,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from leadcard.tokens import ACTIVE, PAYMENT_REQUIRED, REAUTH_REQUIRED
+from leadcard.storage.portals import ACTIVE, PAYMENT_REQUIRED, REAUTH_REQUIRED
 from tests.security.harness import (
     TcpProxy,
     app_settings,
@@ -413,7 +413,7 @@ def test_postgresql_unavailable_is_designed_503_and_recovers(sim, app_port, app_
     pg_url = os.environ.get("TEST_DATABASE_URL", "")
     if not pg_url:
         pytest.skip("needs TEST_DATABASE_URL=postgresql://…")
-    from leadcard.config import normalise_database_url
+    from leadcard.core.config import normalise_database_url
 
     base = sa.engine.make_url(normalise_database_url(pg_url))
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -443,7 +443,7 @@ def test_postgresql_unavailable_is_designed_503_and_recovers(sim, app_port, app_
 
 def test_unexpected_exception_is_designed_500_page(sim, live_app, installed, monkeypatch):
     """F23: whatever breaks inside, the user sees the designed page with a support code."""
-    from leadcard import cards
+    from leadcard.card import model as cards
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals " + json.dumps({"where": "build_card"}))

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from leadcard.tokens import ACTIVE, UNINSTALLED
+from leadcard.storage.portals import ACTIVE, UNINSTALLED
 from tests.security.harness import (
     assert_designed_page,
     assert_no_trace,

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from leadcard.crypto import KEY_FILE_NAME, KeyRing, UndecryptableToken, generate_key
+from leadcard.storage.keyring import KEY_FILE_NAME, KeyRing, UndecryptableToken, generate_key
 from tests.security.harness import app_settings, install_portal, placement, start_app
 
 ROOT = Path(__file__).resolve().parents[2]

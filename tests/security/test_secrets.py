@@ -28,8 +28,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from leadcard import redact
-from leadcard.redact import secret_sentinel_check
+from leadcard.core import redact
+from leadcard.core.redact import secret_sentinel_check
 from tests.security.harness import (
     CLIENT_ID,
     CLIENT_SECRET,

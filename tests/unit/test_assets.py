@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from leadcard import assets
+from leadcard.web import assets
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDORED = ROOT / "static" / assets.B24JSSDK_FILE

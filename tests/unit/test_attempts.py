@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from leadcard import errors
-from leadcard.attempts import RULES, Allowance, AttemptLimits, Rule
-from leadcard.ratelimit import MemoryBucket
+from leadcard.core import errors
+from leadcard.flows.attempts import RULES, Allowance, AttemptLimits, Rule
+from leadcard.core.ratelimit import MemoryBucket
 
 
 class Clock:

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from leadcard.cache import FailOpenCache, MemoryCache, RedisCache, make_cache
-from leadcard.outage import Breaker
+from leadcard.storage.cache import FailOpenCache, MemoryCache, RedisCache, make_cache
+from leadcard.core.outage import Breaker
 from tests.conftest import redis_or_skip
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -388,7 +388,7 @@ def test_every_operation_survives_a_redis_outage(exc_name, caplog):
         assert cache.delete_prefix("m1:") == 0
     assert client.calls == 18 and breaker.errors == 18 and not breaker.healthy
     # Logged, throttled, without a traceback: one line for 18 failures within a minute.
-    lines = [r for r in caplog.records if r.name == "leadcard.outage"]
+    lines = [r for r in caplog.records if r.name == "leadcard.core.outage"]
     assert len(lines) == 1 and lines[0].exc_info is None
     assert exc_name in lines[0].getMessage()
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadcard import cards
-from leadcard.cards import FIELD_LABELS, ReferenceData, build_card
+from leadcard.card import model as cards
+from leadcard.card.model import FIELD_LABELS, ReferenceData, build_card
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
 B24_PATH = re.compile(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from leadcard.config import ConfigError, load_settings, normalise_database_url
+from leadcard.core.config import ConfigError, load_settings, normalise_database_url
 
 BASE = {"B24_CLIENT_ID": "app.x", "B24_CLIENT_SECRET": "s3cret", "APP_URL": "https://lc.example.com",
         "SECRET_KEY": "k" * 32}

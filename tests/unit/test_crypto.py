@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadcard import crypto
-from leadcard.crypto import (
+from leadcard.storage import keyring as crypto
+from leadcard.storage.keyring import (
     KEY_FILE_NAME,
     KeyRing,
     UndecryptableToken,

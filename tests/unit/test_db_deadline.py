@@ -8,7 +8,7 @@ import inspect
 
 import psycopg
 
-from leadcard import db
+from leadcard.storage import db
 
 
 def test_psycopg_still_has_the_hooks_db_py_relies_on():

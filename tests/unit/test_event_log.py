@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from leadcard import event_log
-from leadcard.event_log import ProcessedEvents, processed_events
+from leadcard.storage import event_log
+from leadcard.storage.event_log import ProcessedEvents, processed_events
 
 
 @pytest.fixture

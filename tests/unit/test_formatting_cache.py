@@ -10,8 +10,8 @@ from babel import Locale
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
-from leadcard import i18n
-from leadcard.cards import ReferenceData, build_card
+from leadcard.card import i18n
+from leadcard.card.model import ReferenceData, build_card
 
 LOCALES = ["en", "ru", "de", "es", "pt_BR", "uk", "ja", "ar"]
 

@@ -1,4 +1,4 @@
-"""leadcard.gthread_worker: the non-blocking closing linger, on real sockets and a real selector.
+"""leadcard.web.gthread_worker: the non-blocking closing linger, on real sockets and a real selector.
 
 The worker object is built without gunicorn's process start-up (no arbiter, no listeners): only
 the parts the linger uses — a selector and the pending-connection queue — are set up here.
@@ -14,8 +14,8 @@ from collections import deque
 import pytest
 from gunicorn.workers import gthread
 
-from leadcard import gthread_worker
-from leadcard.gthread_worker import ThreadWorker
+from leadcard.web import gthread_worker
+from leadcard.web.gthread_worker import ThreadWorker
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def load(monkeypatch, **env):
 
 def test_defaults(monkeypatch):
     conf = load(monkeypatch)
-    assert conf.worker_class == "leadcard.gthread_worker.ThreadWorker" and conf.threads == 8
+    assert conf.worker_class == "leadcard.web.gthread_worker.ThreadWorker" and conf.threads == 8
     # keep-alive off and one connection per thread: a busy worker leaves new ones to others
     assert conf.keepalive == 0 and conf.worker_connections == 8
     assert conf.gil_switch_interval == 0.0005
@@ -34,7 +34,7 @@ def test_the_worker_class_is_gunicorns_gthread_worker():
     from gunicorn.util import load_class
     from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
 
-    assert issubclass(load_class("leadcard.gthread_worker.ThreadWorker"), GunicornThreadWorker)
+    assert issubclass(load_class("leadcard.web.gthread_worker.ThreadWorker"), GunicornThreadWorker)
 
 
 def test_environment_overrides(monkeypatch):

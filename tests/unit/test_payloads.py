@@ -4,8 +4,14 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from leadcard.errors import BadPayload
-from leadcard.payloads import lead_id_of, parse_event, parse_frame, parse_placement, unflatten
+from leadcard.core.errors import BadPayload
+from leadcard.bitrix24.payloads import (
+    lead_id_of,
+    parse_event,
+    parse_frame,
+    parse_placement,
+    unflatten,
+)
 from tests.conftest import load_payload
 
 

@@ -17,15 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from leadcard import ratelimit
+from leadcard.storage import buckets as ratelimit
 from tests.conftest import redis_or_skip
-from leadcard.ratelimit import (
-    MemoryBucket,
-    RateLimited,
-    RedisBucket,
-    SqlBucket,
-    rate_bucket_table,
-)
+from leadcard.core.ratelimit import MemoryBucket, RateLimited
+from leadcard.storage.buckets import RedisBucket, SqlBucket, rate_bucket_table
 
 
 def _postgres_url():
@@ -520,7 +515,7 @@ class FlakyBucket:
 def test_failover_bucket_uses_the_database_while_redis_fails(exc_name, key):
     import redis
 
-    from leadcard.outage import Breaker
+    from leadcard.core.outage import Breaker
 
     now = [1000.0]
     breaker = Breaker("Redis", open_seconds=2.0, clock=lambda: now[0])

@@ -10,13 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from leadcard.redact import (
-    REDACTED,
-    RedactingFilter,
-    install,
-    redact,
-    secret_sentinel_check,
-)
+from leadcard.core.redact import REDACTED, RedactingFilter, install, redact, secret_sentinel_check
 
 ACCESS = "e3c4a864006e9d2c6b1a0f5e4d3c2b1a0f9e8d7c6b5a4e3c4a864006e9d2c6b1a0f5"  # 70 hex
 REFRESH = "d2b3a753ff5d8c1b5a09f4d3c2b1a09f8e7d6c5b4a3d2b3a753ff5d8c1b5a09f4d3"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from leadcard.rendered import RenderedCards, digest
+from leadcard.card.rendered import RenderedCards, digest
 
 
 class Renders:

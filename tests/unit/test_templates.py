@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask, g, render_template
 
-from leadcard import assets, cards, frontend, i18n
-from leadcard.cards import ReferenceData, build_card
+from leadcard.web import assets, frontend
+from leadcard.card import model as cards, i18n
+from leadcard.card.model import ReferenceData, build_card
 
 ROOT = Path(__file__).resolve().parents[2]
 NONCE = "TESTNONCE123"
@@ -471,7 +472,7 @@ def test_error_escapes_everything(app):
 
 
 def test_error_messages_from_problems_are_translated(app):
-    problems = pytest.importorskip("leadcard.problems")
+    problems = pytest.importorskip("leadcard.web.problems")
     with app.test_request_context("/?LANG=de", method="POST"):
         g.lang = "de"
         p = problems.problem_for(None, code="portal_timeout", request_id="rid1")

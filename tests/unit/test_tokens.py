@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from leadcard import db, errors
-from leadcard.crypto import KeyRing
-from leadcard.oauth import Grant
-from leadcard.tokens import ACTIVE, REAUTH_REQUIRED, UNINSTALLED, TokenStore
+from leadcard.storage import db
+from leadcard.core import errors
+from leadcard.storage.keyring import KeyRing
+from leadcard.core.grant import Grant
+from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED, UNINSTALLED, TokenStore
 
 MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
 
@@ -262,7 +263,7 @@ def test_get_for_request_checks_the_posted_application_token(store):
 
 @pytest.fixture
 def journal(tmp_path, keyring):
-    from leadcard.grant_journal import GrantJournal
+    from leadcard.storage.grant_journal import GrantJournal
 
     return GrantJournal(str(tmp_path / "grant-journal"), keyring)
 
@@ -336,7 +337,7 @@ def test_renewed_pair_waits_in_the_journal_while_the_database_stays_down(
     """Every retry fails: the caller gets the designed 503, the pair stays in the journal,
     and the next refresh stores it instead of spending the spent token again — even after
     another caller marked the portal reauth_required meanwhile."""
-    import leadcard.tokens as tokens_module
+    import leadcard.storage.portals as tokens_module
 
     monkeypatch.setattr(tokens_module, "STORE_RETRY_SECONDS", 0.5)
     store = journaled_store

@@ -1,0 +1,381 @@
+"""Bitrix24 ``LANG`` → locales, message catalogs and locale-aware formatting.
+
+Two locales come out of one Bitrix24 language id, on purpose:
+
+* the **UI locale** picks the message catalog. It is always one of
+  :data:`SUPPORTED_LOCALES` (English for anything we have no catalog for);
+* the **format locale** drives numbers, money and dates. It is the full locale
+  Babel knows for that language (``br`` → ``pt_BR``), so a Brazilian user reads
+  English texts with ``R$ 1.234,50`` and ``23 de mai. de 2024``.
+
+Bitrix24 ids are not all ISO codes (``la`` is Spanish, ``br`` Brazilian
+Portuguese, ``ua`` Ukrainian, ``sc``/``tc`` Chinese…); the table below follows
+b24jssdk's ``B24LocaleMap`` (``packages/jssdk/src/core/language/list.ts``,
+shared/bitrix24/protocol.md h.7). Never hand a raw Bitrix id to Babel: ``br``
+parses as Breton and ``in`` as Indonesian.
+
+Everything here is pure (no Flask) so ``cards.py`` can use it; ``frontend.py``
+plugs the same mapping into flask-babel.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from pathlib import Path
+from typing import NamedTuple
+
+from babel import Locale, UnknownLocaleError
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from babel.support import NullTranslations, Translations
+
+SUPPORTED_LOCALES = ("en", "ru", "de", "es")
+DEFAULT_LOCALE = "en"
+
+# <repo>/translations — committed .po and compiled .mo (scripts/i18n.sh).
+TRANSLATIONS_DIR = Path(__file__).resolve().parents[2] / "translations"
+DOMAIN = "messages"
+
+# Bitrix24 language id → Babel locale used for formatting.
+BITRIX_LANG_TO_LOCALE: dict[str, str] = {
+    "en": "en",
+    "ru": "ru",
+    "de": "de",
+    "la": "es",
+    "br": "pt_BR",
+    "fr": "fr",
+    "it": "it",
+    "pl": "pl",
+    "ua": "uk",
+    "kz": "kk",
+    "tr": "tr",
+    "sc": "zh_CN",
+    "tc": "zh_TW",
+    "vn": "vi",
+    "in": "hi",
+    "id": "id",
+    "ms": "ms",
+    "ja": "ja",
+    "th": "th",
+    "ar": "ar",
+}
+
+# Babel language → Bitrix24 id, for per-language dictionaries Bitrix returns
+# (e.g. a UF field's ``formLabel`` as ``{"en": …, "la": …}``).
+_LOCALE_TO_BITRIX: dict[str, str] = {}
+for _lang, _loc in BITRIX_LANG_TO_LOCALE.items():
+    _parsed = Locale.parse(_loc)
+    _LOCALE_TO_BITRIX.setdefault(str(_parsed), _lang)
+    _LOCALE_TO_BITRIX.setdefault(_parsed.language, _lang)
+
+# A plain locale id such as "de", "pt-BR", "es_419", "zh_Hant_TW". Anything
+# else (markup, paths, very long strings) is not worth handing to Babel.
+_LOCALE_ID = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}$")
+
+
+class Locales(NamedTuple):
+    """The two locales that one Bitrix24 ``LANG`` resolves to."""
+
+    ui: str  # message catalog: one of SUPPORTED_LOCALES
+    format: str  # numbers/dates: a Babel locale id
+
+
+def _parse(locale_id: str) -> Locale | None:
+    if not _LOCALE_ID.match(locale_id):
+        return None
+    return _parse_locale_id(locale_id)
+
+
+@lru_cache(maxsize=256)
+def _parse_locale_id(locale_id: str) -> Locale | None:
+    # Cached (keys are short: _LOCALE_ID was checked): Locale.parse costs more
+    # than formatting a number, and one card asks for the same locale dozens of
+    # times. Babel's Locale objects are not modified after creation, so one
+    # instance may be shared.
+    try:
+        return Locale.parse(locale_id.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return None
+
+
+def format_locale_for_lang(lang: str | None) -> str:
+    """Babel locale for formatting numbers and dates for a Bitrix24 ``LANG``.
+
+    Known Bitrix ids map through :data:`BITRIX_LANG_TO_LOCALE`; an ISO-style
+    locale id Babel knows (``de_AT``, ``pt-BR``) is kept; anything else is
+    ``en``.
+    """
+    if not lang:
+        return DEFAULT_LOCALE
+    key = lang.strip()
+    mapped = BITRIX_LANG_TO_LOCALE.get(key.lower())
+    if mapped:
+        return mapped
+    parsed = _parse(key)
+    return str(parsed) if parsed else DEFAULT_LOCALE
+
+
+def ui_locale_for_locale(locale: str | None) -> str:
+    """Catalog for a Babel locale id: its language if we ship it, else ``en``."""
+    if not locale:
+        return DEFAULT_LOCALE
+    parsed = _parse(locale)
+    if parsed is not None and parsed.language in SUPPORTED_LOCALES:
+        return parsed.language
+    return DEFAULT_LOCALE
+
+
+def ui_locale_for_lang(lang: str | None) -> str:
+    """Message catalog for a Bitrix24 ``LANG``: one of :data:`SUPPORTED_LOCALES`."""
+    return ui_locale_for_locale(format_locale_for_lang(lang))
+
+
+def locale_for_lang(lang: str | None) -> str:
+    """Best supported catalog for a Bitrix24 ``LANG`` (same as ui_locale_for_lang)."""
+    return ui_locale_for_lang(lang)
+
+
+def locales_for_lang(lang: str | None) -> Locales:
+    """Both locales for a Bitrix24 ``LANG`` at once."""
+    fmt = format_locale_for_lang(lang)
+    return Locales(ui=ui_locale_for_locale(fmt), format=fmt)
+
+
+def bitrix_lang_for_locale(locale: str) -> str:
+    """Bitrix24 language id for a Babel locale (``es`` → ``la``); ``en`` if unknown."""
+    parsed = _parse(locale)
+    if parsed is None:
+        return DEFAULT_LOCALE
+    return _LOCALE_TO_BITRIX.get(
+        str(parsed), _LOCALE_TO_BITRIX.get(parsed.language, parsed.language)
+    )
+
+
+def html_lang(locale: str) -> str:
+    """BCP 47 tag for ``<html lang>``: the language the texts are written in."""
+    return ui_locale_for_locale(locale)
+
+
+@lru_cache(maxsize=32)
+def _translations(ui_locale: str) -> NullTranslations:
+    return Translations.load(str(TRANSLATIONS_DIR), [ui_locale], DOMAIN)
+
+
+def translations(locale: str | None) -> Translations:
+    """Compiled catalog for any locale id (cached); English msgids when none.
+
+    ``translations("pt_BR")`` is the English (identity) catalog; ``"de_AT"``
+    and ``"de"`` share the German one.
+    """
+    return _translations(ui_locale_for_locale(locale))  # type: ignore[return-value]
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention
+    """Mark a string for extraction without translating it now."""
+    return message
+
+
+# --- Formatting ------------------------------------------------------------
+
+
+def _babel_locale(locale: str) -> Locale:
+    return _parse(locale) or _parse(DEFAULT_LOCALE)  # type: ignore[return-value]
+
+
+def to_decimal(value: object) -> Decimal | None:
+    """``"3607999.00"`` / ``12`` / ``"1 234,5"`` → Decimal; None when not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    text = str(value).strip().replace("\u00a0", "").replace(" ", "")
+    if not text:
+        return None
+    if "," in text and "." not in text:
+        text = text.replace(",", ".")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+
+
+def _space_alpha_symbol(text: str) -> str:
+    # CLDR "currencySpacing": an alphabetic symbol (RUB, CHF, XYZ) gets a
+    # no-break space next to the digits; Babel leaves "RUB3,607,999.00".
+    out = []
+    for i, ch in enumerate(text):
+        if i and (
+            (ch.isdigit() and text[i - 1].isalpha()) or (ch.isalpha() and text[i - 1].isdigit())
+        ):
+            out.append("\u00a0")
+        out.append(ch)
+    return "".join(out)
+
+
+# Formatted numbers and dates are cached per (value, locale): every view of a
+# lead formats the same amounts and dates again, and Babel takes 10-30 µs per
+# value where a cache hit takes about one. Keys are a Decimal's exact text or a
+# date/time object, never free text, and the caches are bounded.
+_VALUE_CACHE_SIZE = 2048
+
+
+def _short_numbers_cached(fn: Callable[..., str]) -> Callable[..., str]:
+    """``fn(number_text, ...)`` behind an LRU cache, except for numbers that would
+    format to something long (many digits, or exponent notation like ``1E+999``)."""
+    cached = lru_cache(maxsize=_VALUE_CACHE_SIZE)(fn)
+
+    @wraps(fn)
+    def call(number: str, *args: str) -> str:
+        if len(number) <= 32 and "E" not in number:
+            return cached(number, *args)
+        return fn(number, *args)
+
+    return call
+
+
+# Babel formats in the default decimal context (28 significant digits) and raises
+# InvalidOperation past it, so an amount like "1e30" from a hostile or broken portal broke the
+# whole card. Amounts with more than this many integer digits are shown in scientific form.
+_MAX_INTEGER_DIGITS = 24
+
+
+def _scientific(number: Decimal, locale: str) -> str | None:
+    """``1E30`` in the locale for a number too long to write out, else None."""
+    if number.adjusted() < _MAX_INTEGER_DIGITS:
+        return None
+    return babel_numbers.format_scientific(number, locale=_babel_locale(locale))
+
+
+def format_number(value: object, locale: str) -> str | None:
+    """A decimal number in the locale (``1234.5`` → ``1.234,5`` for de)."""
+    number = to_decimal(value)
+    if number is None:
+        return None
+    return _scientific(number, locale) or _number_text(str(number), locale)
+
+
+@_short_numbers_cached
+def _number_text(number: str, locale: str) -> str:
+    return babel_numbers.format_decimal(Decimal(number), locale=_babel_locale(locale))
+
+
+def format_money(amount: object, currency: str | None, locale: str) -> str | None:
+    """Amount with its currency symbol in the locale; None when not a number.
+
+    An unknown but well-formed ISO code is shown as the code
+    (``XYZ 5.00``); a malformed one is appended as text.
+    """
+    number = to_decimal(amount)
+    if number is None:
+        return None
+    code = (currency or "").strip().upper()
+    scientific = _scientific(number, locale)
+    if _CURRENCY_CODE.match(code) and scientific is None:
+        return _money_text(str(number), code, locale)
+    plain = scientific or _plain_amount_text(str(number), locale)
+    return f"{plain} {currency.strip()}" if currency and currency.strip() else plain
+
+
+@_short_numbers_cached
+def _money_text(number: str, code: str, locale: str) -> str:
+    loc = _babel_locale(locale)
+    return _space_alpha_symbol(babel_numbers.format_currency(Decimal(number), code, locale=loc))
+
+
+@_short_numbers_cached
+def _plain_amount_text(number: str, locale: str) -> str:
+    loc = _babel_locale(locale)
+    return babel_numbers.format_decimal(Decimal(number), locale=loc, decimal_quantization=False)
+
+
+def currency_name(code: str, locale: str) -> str | None:
+    """Localized currency name (``EUR`` → ``Euro``), None if Babel doesn't know it."""
+    if not _CURRENCY_CODE.match(code or ""):
+        return None
+    loc = _babel_locale(locale)
+    name = babel_numbers.get_currency_name(code, locale=loc)
+    return None if name == code else name
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_bitrix_datetime(value: object) -> datetime | date | None:
+    """Bitrix24 REST date/datetime text → ``date`` or aware ``datetime``.
+
+    REST returns ISO 8601 with an offset (``2024-05-23T18:18:25+02:00``), a
+    bare date for some UF fields, and ``""`` for no value.
+    """
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        if _DATE_ONLY.match(text):
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    # Older/box portals and some UF values use the site format "23.05.2024 18:18:25".
+    for fmt in ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%m/%d/%Y"):
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return parsed.date() if "%H" not in fmt else parsed
+    return None
+
+
+def format_date(value: object, locale: str) -> str | None:
+    """A date in the locale's medium form (``May 23, 2024`` / ``23.05.2024``)."""
+    parsed = parse_bitrix_datetime(value)
+    if parsed is None:
+        return None
+    day = parsed.date() if isinstance(parsed, datetime) else parsed
+    return _date_text(day, locale)
+
+
+def format_datetime(value: object, locale: str) -> str | None:
+    """Date and time (no seconds) in the locale, in the value's own UTC offset.
+
+    Bitrix24 sends times in the portal's/user's offset; showing them in that
+    offset matches what the rest of the lead page shows.
+    """
+    parsed = parse_bitrix_datetime(value)
+    if parsed is None:
+        return None
+    if not isinstance(parsed, datetime):
+        return format_date(parsed, locale)
+    day = _date_text(parsed.date(), locale)
+    clock = _time_text(parsed.time(), locale)  # naive: shown in the value's own offset
+    return _datetime_pattern(locale).replace("{1}", day).replace("{0}", clock)
+
+
+@lru_cache(maxsize=_VALUE_CACHE_SIZE)
+def _date_text(day: date, locale: str) -> str:
+    return babel_dates.format_date(day, format="medium", locale=_babel_locale(locale))
+
+
+@lru_cache(maxsize=_VALUE_CACHE_SIZE)
+def _time_text(moment: time, locale: str) -> str:
+    return babel_dates.format_time(moment, format="short", locale=_babel_locale(locale))
+
+
+@lru_cache(maxsize=256)
+def _datetime_pattern(locale: str) -> str:
+    return str(babel_dates.get_datetime_format("medium", locale=_babel_locale(locale)))

@@ -1,0 +1,208 @@
+"""What one lead-tab view fetches from Bitrix24, in as few upstream requests as possible.
+
+The lead is always read with the *viewing user's* token, so Bitrix24's own access rights
+decide what they see (security.md R3). Reference data — field labels, stages, sources,
+honorifics, currencies, users — is the same for everyone on a portal and is cached per portal
+(and language, since Bitrix24 localizes captions) with a TTL.
+
+- warm view: one `crm.lead.get` (when the lead's related users are cached and it links no
+  company or contact), otherwise one `batch` carrying the lead and the lookups;
+- cold view: one `batch` with the lead, every missing dictionary, and `$result[lead][…]`
+  back-references for users, company and contact (settings/how-to-call-rest-api/batch.md).
+
+Company and contact titles are *not* cached: whether a user may see them is a per-user right.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from leadcard.core import errors
+from leadcard.bitrix24.rest import Deadline, RestClient
+from leadcard.storage.cache import Cache
+from leadcard.card.model import ReferenceData, company_id_of, contact_id_of, user_ids_of
+
+log = logging.getLogger(__name__)
+
+USER_FIELDS = ("ASSIGNED_BY_ID", "CREATED_BY_ID", "MODIFY_BY_ID", "MOVED_BY_ID", "LAST_ACTIVITY_BY")
+
+# Portal-wide dictionaries: cache key suffix → (method, params).
+DICTIONARIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "fields": ("crm.lead.fields", {}),
+    "status.STATUS": ("crm.status.list", {"order": {"SORT": "ASC"}, "filter": {"ENTITY_ID": "STATUS"}}),
+    "status.SOURCE": ("crm.status.list", {"order": {"SORT": "ASC"}, "filter": {"ENTITY_ID": "SOURCE"}}),
+    "status.HONORIFIC": ("crm.status.list", {"order": {"SORT": "ASC"}, "filter": {"ENTITY_ID": "HONORIFIC"}}),
+    "currencies": ("crm.currency.list", {}),
+}
+
+
+class LeadReader:
+    """Reads one lead plus the reference data its card needs."""
+
+    def __init__(self, rest: RestClient, cache: Cache, ttl: float) -> None:
+        self._rest = rest
+        self._cache = cache
+        self._ttl = ttl
+
+    def read(
+        self,
+        *,
+        member_id: str,
+        endpoint: str,
+        access_token: str,
+        lead_id: int,
+        lang: str,
+        deadline: Deadline,
+    ) -> tuple[dict[str, Any], ReferenceData]:
+        dict_keys = {name: f"{member_id}:{lang}:{name}" for name in DICTIONARIES}
+        refs_key = f"{member_id}:leadrefs:{lead_id}"
+        cached = self._cache.get_many([*dict_keys.values(), refs_key])
+        dictionaries = {name: cached.get(key) for name, key in dict_keys.items()}
+        known = cached.get(refs_key) or None
+        known_users = set(known["users"]) if known else set()
+        user_keys = {u: self._user_key(member_id, u) for u in known_users}
+        user_cache = self._cache.get_many(list(user_keys.values()))
+        users = {u: user_cache[key] for u, key in user_keys.items() if key in user_cache}
+
+        missing = [name for name, value in dictionaries.items() if value is None]
+        need_users = known is None or len(users) < len(known_users)
+        need_links = known is None or bool(known.get("company") or known.get("contact"))
+
+        call = dict(member_id=member_id, endpoint=endpoint, access_token=access_token,
+                    deadline=deadline)
+        companies: dict[str, Any] = {}
+        contacts: dict[str, Any] = {}
+        users_found: dict[str, Any] = {}
+        if not missing and not need_users and not need_links:
+            lead = self._lead_only(lead_id, **call)
+        else:
+            lead, fetched, users_found, companies, contacts = self._batch(
+                lead_id, missing, need_users, need_links, **call
+            )
+            for name, value in fetched.items():
+                dictionaries[name] = value
+                self._cache.set(dict_keys[name], value, self._ttl)
+            users.update(users_found)
+
+        # A lead whose related users changed since the last view: one small follow-up.
+        wanted = user_ids_of(lead)
+        absent = wanted - set(users)
+        if absent:
+            absent_keys = {u: self._user_key(member_id, u) for u in absent}
+            cached_now = self._cache.get_many(list(absent_keys.values()))
+            for u, key in absent_keys.items():
+                if key in cached_now:  # get_many leaves misses out
+                    users[u] = cached_now[key]
+                    absent.discard(u)
+        fresh_users = dict(users_found)
+        if absent:
+            fetched_users = self._users(sorted(absent), **call)
+            users.update(fetched_users)
+            fresh_users.update(fetched_users)
+
+        # Write back only what changed: a warm view of an unchanged lead writes nothing, so
+        # entries live one TTL from when they were fetched and are then read afresh.
+        if fresh_users:
+            self._cache.set_many(
+                {self._user_key(member_id, u): v for u, v in fresh_users.items()}, self._ttl
+            )
+        refs = {"users": sorted(wanted), "company": company_id_of(lead),
+                "contact": contact_id_of(lead)}
+        if refs != known:
+            self._cache.set(refs_key, refs, self._ttl)
+        return lead, ReferenceData(
+            fields=dictionaries.get("fields") or {},
+            statuses={
+                name.split(".", 1)[1]: dictionaries.get(name) or []
+                for name in DICTIONARIES if name.startswith("status.")
+            },
+            currencies=dictionaries.get("currencies") or [],
+            users={u: v for u, v in users.items() if u in wanted},
+            companies=companies,
+            contacts=contacts,
+        )
+
+    # --- upstream requests ----------------------------------------------------------
+
+    def _lead_only(self, lead_id: int, *, member_id: str, endpoint: str,
+                   access_token: str, deadline: Deadline) -> dict[str, Any]:
+        lead = self._rest.call(endpoint, "crm.lead.get", {"id": lead_id}, access_token,
+                               bucket_key=member_id, deadline=deadline)
+        return _lead_or_error(lead)
+
+    def _batch(self, lead_id: int, missing: list[str], need_users: bool, need_links: bool,
+               *, member_id: str, endpoint: str, access_token: str, deadline: Deadline):  # type: ignore[no-untyped-def]
+        commands: dict[str, Any] = {"lead": ("crm.lead.get", {"id": lead_id})}
+        for name in missing:
+            commands[f"d_{name}"] = DICTIONARIES[name]
+        if need_users:
+            commands["users"] = (
+                "user.get",
+                {"FILTER": {"ID": [f"$result[lead][{f}]" for f in USER_FIELDS]}},
+            )
+        if need_links:
+            commands["company"] = ("crm.company.get", {"id": "$result[lead][COMPANY_ID]"})
+            commands["contact"] = ("crm.contact.get", {"id": "$result[lead][CONTACT_ID]"})
+        result = self._rest.batch(endpoint, commands, access_token,
+                                  bucket_key=member_id, deadline=deadline)
+        lead = _lead_or_error(result.get("lead"))  # raises the lead's own error
+
+        fetched: dict[str, Any] = {}
+        for name in missing:
+            key = f"d_{name}"
+            if key in result.errors:
+                # A dictionary the user may not read: render without it, don't cache.
+                log.info("dictionary %s unavailable: %s", name, result.errors[key].code)
+                continue
+            value = result.results.get(key)
+            if value is not None:
+                fetched[name] = value
+        users: dict[str, Any] = {}
+        for item in _as_list(result.results.get("users")):
+            if isinstance(item, dict) and item.get("ID") is not None:
+                users[str(item["ID"])] = _user_brief(item)
+        companies: dict[str, Any] = {}
+        contacts: dict[str, Any] = {}
+        company_id, contact_id = company_id_of(lead), contact_id_of(lead)
+        company = result.results.get("company")
+        if company_id and isinstance(company, dict) and "company" not in result.errors:
+            companies[company_id] = company
+        contact = result.results.get("contact")
+        if contact_id and isinstance(contact, dict) and "contact" not in result.errors:
+            contacts[contact_id] = contact
+        return lead, fetched, users, companies, contacts
+
+    def _users(self, ids: list[str], *, member_id: str, endpoint: str,
+               access_token: str, deadline: Deadline) -> dict[str, Any]:
+        try:
+            found = self._rest.call(endpoint, "user.get", {"FILTER": {"ID": ids}}, access_token,
+                                    bucket_key=member_id, deadline=deadline)
+        except (errors.AccessDenied, errors.InsufficientScope, errors.PortalError):
+            return {}  # names are a nicety; the card falls back to "User #id"
+        return {str(u["ID"]): _user_brief(u) for u in _as_list(found)
+                if isinstance(u, dict) and u.get("ID") is not None}
+
+    @staticmethod
+    def _user_key(member_id: str, user_id: str) -> str:
+        return f"{member_id}:user:{user_id}"
+
+
+def _lead_or_error(lead: Any) -> dict[str, Any]:
+    if not isinstance(lead, dict) or not lead.get("ID"):
+        raise errors.LeadNotFound("crm.lead.get answered no lead")
+    return lead
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return list(value.values())
+    return []
+
+
+def _user_brief(user: dict[str, Any]) -> dict[str, Any]:
+    """Only what the card shows; keeps personal data in the cache to the minimum."""
+    keep = ("ID", "NAME", "LAST_NAME", "SECOND_NAME", "PERSONAL_PHOTO", "WORK_POSITION", "ACTIVE")
+    return {k: user.get(k) for k in keep if k in user}

@@ -1,0 +1,44 @@
+"""GET /healthz — does this instance have what a card view needs? (load balancers, operators)
+
+A view reads the token row (the database) and takes a slot in the portal's bucket, which is a
+*write* (on SQLite to a file of its own: services._bucket_engine), so both are checked: a
+database that answers reads but a bucket file that is read-only or on a full disk fails every
+view with 503, and health says so. Redis, where configured, is only a shortcut: the cache
+fails open and the bucket falls back to the database (cache.FailOpenCache,
+ratelimit.FailoverBucket), so a Redis outage is reported as ``"redis": "degraded"`` with 200
+— views still work. Read from the shared breaker when it already knows Redis is failing, so
+a hung Redis costs this check no time; otherwise the bucket probe (a PING with the client's
+0.25 s timeouts) finds out.
+
+Cheap and bounded: one ``SELECT 1``, one one-row upsert (or a PING), each under the engine's
+and client's own timeouts.
+"""
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
+
+from leadcard.storage import db
+from leadcard.flows import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    svc = services.current()
+    report: dict[str, str] = {}
+    try:
+        db.ping(svc.engine)
+        report["database"] = "ok"
+    except SQLAlchemyError:
+        report["database"] = "unavailable"
+    try:
+        svc.bucket.probe()  # type: ignore[attr-defined]
+        report["bucket"] = "ok"
+    except SQLAlchemyError:
+        report["bucket"] = "unavailable"
+    if svc.redis is not None:
+        report["redis"] = "ok" if svc.redis.healthy else "degraded"
+    ok = report["database"] == "ok" and report["bucket"] == "ok"
+    return jsonify(status="ok" if ok else "error", **report), 200 if ok else 503
