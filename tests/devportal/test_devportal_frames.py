@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-# Key sets of the documented payloads.  payloads/placement_crm_lead_detail_tab_post.docs.json
-# is the old lead-tab example; the current docs add SERVER_ENDPOINT, APPLICATION_TOKEN,
-# APPLICATION_SCOPE (payloads/placement_crm_deal_detail_tab_post.current_docs.json).
+from tests.conftest import load_payload
+
+# Key sets of the documented payloads (tests/fixtures/payloads, sources in SOURCES.md):
+# placement_crm_lead_detail_tab_post.docs.json is the old lead-tab example; the current docs
+# add SERVER_ENDPOINT, APPLICATION_TOKEN, APPLICATION_SCOPE
+# (placement_crm_deal_detail_tab_post.current_docs.json).
 QUERY_KEYS = {"DOMAIN", "PROTOCOL", "LANG", "APP_SID"}
 OLD_LEAD_TAB_FORM = {"AUTH_ID", "AUTH_EXPIRES", "REFRESH_ID", "member_id", "status", "PLACEMENT", "PLACEMENT_OPTIONS"}
 NEWER_FIELDS = {"SERVER_ENDPOINT", "APPLICATION_TOKEN", "APPLICATION_SCOPE"}
 INSTALL_FORM = {"AUTH_ID", "AUTH_EXPIRES", "REFRESH_ID", "SERVER_ENDPOINT", "APPLICATION_TOKEN",
                 "APPLICATION_SCOPE", "member_id", "status", "PLACEMENT"}
-# The shared research folder sits next to the repository (docs/DESIGN.md).
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "bitrix24" / "payloads"
-
-
-def _shared(name: str) -> dict | None:
-    path = SHARED / name
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _split(url: str) -> tuple[str, dict]:
@@ -50,11 +45,11 @@ def test_placement_request_shape(sim, fake_app, rest):
     assert all(isinstance(v, str) for v in form.values())
     # the tokens belong to the viewing user
     assert rest("a", "profile", form["AUTH_ID"]).json()["result"]["ID"] == "2"
-    old = _shared("placement_crm_lead_detail_tab_post.docs.json")
-    new = _shared("placement_crm_deal_detail_tab_post.current_docs.json")
-    if old and new:
-        assert set(old["query"]) == set(query) and set(new["form"]) == set(form)
-        assert set(old["form"]) == OLD_LEAD_TAB_FORM
+    # the documented payloads (tests/fixtures/payloads, sources in SOURCES.md)
+    old = load_payload("placement_crm_lead_detail_tab_post.docs.json")
+    new = load_payload("placement_crm_deal_detail_tab_post.current_docs.json")
+    assert set(old["query"]) == set(query) and set(new["form"]) == set(form)
+    assert set(old["form"]) == OLD_LEAD_TAB_FORM
 
 
 def test_old_frame_fields_knob(sim):
@@ -77,22 +72,20 @@ def test_install_request_shape(sim, fake_app):
     base, query = _split(url)
     assert base == fake_app.url + "/install" and set(query) == QUERY_KEYS
     assert set(form) == INSTALL_FORM and form["PLACEMENT"] == "DEFAULT"
-    doc = _shared("install_frame_post.docs.json")
-    if doc:
-        assert set(doc["form"]) == set(form) and set(doc["query"]) == set(query)
+    doc = load_payload("install_frame_post.docs.json")
+    assert set(doc["form"]) == set(form) and set(doc["query"]) == set(query)
 
 
 def test_event_forms(sim):
     install = sim.onappinstall_form("a")
-    doc = _shared("onappinstall_event.phpsdk_fixture.json")
+    doc = load_payload("onappinstall_event.phpsdk_fixture.json")
     expected = {"event", "event_handler_id", "ts", "data[VERSION]", "data[LANGUAGE_ID]"} | {
         f"auth[{k}]" for k in ("access_token", "expires", "expires_in", "scope", "domain", "server_endpoint",
                                "status", "client_endpoint", "member_id", "user_id", "application_token")}
     assert set(install) == expected
-    if doc:
-        flat = {k for k, v in doc.items() if not isinstance(v, dict)} | {
-            f"{k}[{kk}]" for k, v in doc.items() if isinstance(v, dict) for kk in v}
-        assert flat == set(install)
+    flat = {k for k, v in doc.items() if not isinstance(v, dict)} | {
+        f"{k}[{kk}]" for k, v in doc.items() if isinstance(v, dict) for kk in v}
+    assert flat == set(install)
     uninstall = sim.onappuninstall_form("a", clean=True)
     assert uninstall["data[CLEAN]"] == "1" and "auth[access_token]" not in uninstall
 

@@ -20,11 +20,11 @@ import pytest
 import redis
 import requests
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from devtools.devportal.servers import free_port
 from leadcard.storage.buckets import SqlBucket
-from tests.integration.conftest import LiveApp, app_settings
+from devtools.harness import serve_app
+from tests.integration.harness import app_settings
 
 # A hung Redis costs a view at most a couple of the client's 0.25 s timeouts; the bound is
 # generous for a loaded 2-core machine and far below the 5 s per view of issue 10.
@@ -65,23 +65,17 @@ def own_redis(tmp_path):
 @pytest.fixture
 def redis_app(sim, app_port, tmp_path, own_redis):
     """The app on ``app_port`` with REDIS_URL = own Redis, portal a installed."""
-    from app import create_app
-
     # Redis is the subject here, not the rate limit: room for every (cold) view.
     sim.knobs("a", rate_limit=False)
-    app = create_app(app_settings(sim, app_port, tmp_path, REDIS_URL=own_redis[0],
-                                  B24_RATE_PER_SECOND="1000", B24_RATE_BURST="1000"))
-    server = make_server("127.0.0.1", app_port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    live = LiveApp(app, server)
+    live = serve_app(app_settings(sim, app_port, tmp_path, REDIS_URL=own_redis[0],
+                                  B24_RATE_PER_SECOND="1000", B24_RATE_BURST="1000"), app_port)
     url, form = sim.install_request("a", user_id=1)
     assert live.post(url, form).status_code == 200
     assert sim.finish_install("a") in (200, 201)
     try:
         yield live
     finally:
-        server.shutdown()
-        live.services.engine.dispose()
+        live.stop()
 
 
 def _view(sim, live, lead_id, timeout=15):

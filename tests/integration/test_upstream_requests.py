@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
-from tests.integration.conftest import LiveApp, app_settings
+from devtools.harness import LiveApp, Served
+from tests.integration.harness import app_settings
 
 
 def portal_stats(sim, name="a"):
@@ -78,17 +77,15 @@ def test_redis_cache_is_shared_between_app_instances(sim, app_port, tmp_path, in
     try:
         lives = []
         for app in (first, second):
-            server = make_server("127.0.0.1", 0, app, threaded=True)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            servers.append(server)
-            lives.append(LiveApp(app, server))
+            servers.append(Served(app))
+            lives.append(LiveApp(app, servers[-1]))
         view(sim, lives[0], lead["ID"])
         view(sim, lives[0], lead["ID"])
         n, methods = requests_for(sim, lambda: view(sim, lives[1], lead["ID"]))
         assert n == 1 and methods == {"crm.lead.get": 1}, methods
     finally:
         for server in servers:
-            server.shutdown()
+            server.stop()
         first.extensions["leadcard"].cache.delete_prefix(f"{installed.member_id}:")
 
 
