@@ -1,4 +1,4 @@
-"""The Bitrix24 OAuth server: token endpoint (via Authlib) and `app.info` there.
+"""The Bitrix24 OAuth server: its token endpoint and `app.info` there.
 
 This is the only module that talks to the OAuth server, and it talks only to the configured
 `B24_OAUTH_URL` (or the documented regional servers): `client_secret` can never be sent to a
@@ -6,25 +6,32 @@ host named by a payload (security.md R7, T5).
 
 Token calls POST the credentials in the form body. The docs show GET with a query string
 (settings/oauth/index.md) but a query string ends up in access logs; the OAuth server accepts
-the form body (protocol.md b.2, JSSDK CHANGELOG #149), which is what Authlib sends.
+the form body (protocol.md b.2, JSSDK CHANGELOG #149).
+
+Why no OAuth library here (Authlib did this before): the two token-endpoint calls Lead Card
+makes — `grant_type=refresh_token` and `grant_type=authorization_code`, `client_secret_post`
+— are one form POST each, and their answer is Bitrix24's own shape (`member_id`,
+`client_endpoint`, an `error` code that decides the grant's fate), which we parse ourselves
+anyway. Authlib's client is a requests (or httpx) session, so running it over the one
+`http.Transport` the portal calls use would need an adapter that imitates requests'
+response objects: more code than the calls it would write, and a second HTTP stack if we
+didn't. What we keep from its behaviour: a 5xx or a non-JSON answer is "the server is
+failing" (`OAuthUnavailable`), a JSON `error` is the server's verdict, no redirects.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
-from urllib.parse import urlsplit
-
-import requests
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.integrations.base_client.errors import OAuthError
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from leadcard.core import errors
 from leadcard.core.config import Settings
 from leadcard.core.grant import Grant, portal_domain
-from leadcard.bitrix24.http import SessionPool
+from leadcard.bitrix24.http import Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +76,18 @@ def _error_for(code: str) -> errors.LeadCardError:
     return cls(f"OAuth server refused: {code}")
 
 
+_FORM_HEADERS = {
+    "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+    "Accept": "application/json",
+}
+
+
 class OAuthClient:
     """Token refresh, code exchange and token introspection against the pinned OAuth server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, transport: Transport) -> None:
         self._settings = settings
-        self._timeout = (settings.connect_timeout, settings.read_timeout)
-        self._sessions = SessionPool(
-            lambda: OAuth2Session(
-                client_id=settings.client_id,
-                client_secret=settings.client_secret,
-                token_endpoint_auth_method="client_secret_post",
-            )
-        )
-        # app.info is plain REST on the OAuth server: a plain session (OAuth2Session would
-        # insist on a bearer token of its own).
-        self._plain = SessionPool(requests.Session)
+        self._transport = transport
         # Counted for tests and the benchmark (how many refreshes really happened).
         self.calls = {"refresh_token": 0, "authorization_code": 0, "app.info": 0}
 
@@ -95,32 +98,25 @@ class OAuthClient:
     def refresh(self, refresh_token: str) -> Grant:
         """Spend `refresh_token` once; return the new pair. Never retried here (single-use)."""
         self.calls["refresh_token"] += 1
-        return self._token_call(
-            lambda session: session.refresh_token(
-                self.token_url, refresh_token=refresh_token,
-                timeout=self._timeout, allow_redirects=False,
-            )
-        )
+        return self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
     def exchange_code(self, code: str) -> Grant:
         """Exchange a one-time authorization code (valid 30 s) for a grant."""
         self.calls["authorization_code"] += 1
-        return self._token_call(
-            lambda session: session.fetch_token(
-                self.token_url, grant_type="authorization_code", code=code,
-                timeout=self._timeout, allow_redirects=False,
-            )
-        )
+        return self._token_call({"grant_type": "authorization_code", "code": code})
 
-    def _token_call(self, request: Callable[[OAuth2Session], dict]) -> Grant:
-        """Run one token-endpoint request; map OAuth and transport errors to our family."""
-        try:
-            token = request(self._sessions.get())  # type: ignore[arg-type]
-        except OAuthError as exc:
-            raise _error_for(exc.error or "") from None
-        except (requests.RequestException, ValueError) as exc:
-            raise errors.OAuthUnavailable(f"token endpoint failed: {type(exc).__name__}") from None
-        return self._grant(dict(token))
+    def _token_call(self, form: dict[str, str]) -> Grant:
+        """One token-endpoint POST (client_secret_post: the secret in the body, to the pinned
+        server only); OAuth and transport errors become our family."""
+        form = dict(form, client_id=self._settings.client_id,
+                    client_secret=self._settings.client_secret)
+        status, body = self._post(self.token_url, form, "token endpoint")
+        if status >= 500 or 300 <= status < 400 or not isinstance(body, dict):
+            # A failing server, a gateway's page, a redirect (never followed): the grant is fine, try later.
+            raise errors.OAuthUnavailable(f"token endpoint answered HTTP {status}")
+        if "error" in body:
+            raise _error_for(str(body.get("error") or ""))
+        return self._grant(body)
 
     def app_info(self, access_token: str) -> AppInfo:
         """Ask the OAuth server which portal and app `access_token` belongs to.
@@ -130,25 +126,16 @@ class OAuthClient:
         `guardValidateCurrentAuthToken`, PYSDK `placement_required`.
         """
         self.calls["app.info"] += 1
-        session = self._plain.get()
-        try:
-            response = session.post(
-                self._settings.oauth_rest_url + "app.info",
-                data={"auth": access_token},
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-            body = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise errors.OAuthUnavailable(f"app.info failed: {type(exc).__name__}") from None
-        if not isinstance(body, dict) or response.status_code >= 500:
+        status, body = self._post(self._settings.oauth_rest_url + "app.info",
+                                  {"auth": access_token}, "app.info")
+        if not isinstance(body, dict) or status >= 500:
             # A 5xx is the OAuth server failing, whatever error code its body names (F18).
-            raise errors.OAuthUnavailable(f"app.info answered HTTP {response.status_code}")
+            raise errors.OAuthUnavailable(f"app.info answered HTTP {status}")
         if body.get("error") is not None:
             raise _error_for(str(body.get("error")))
         result = body.get("result")
         if not isinstance(result, dict):
-            raise errors.OAuthUnavailable(f"app.info answered HTTP {response.status_code}")
+            raise errors.OAuthUnavailable(f"app.info answered HTTP {status}")
         install = result.get("install") or {}
         endpoint = str(install.get("client_endpoint") or "")
         self._check_endpoint(endpoint)
@@ -163,7 +150,22 @@ class OAuthClient:
             user_id=_int_or_none(result.get("user_id")),
         )
 
-    def _grant(self, token: dict) -> Grant:
+    def _post(self, url: str, form: dict[str, str], what: str) -> tuple[int, Any]:
+        """POST `form` to the OAuth server; (status, parsed JSON or None when not JSON)."""
+        try:
+            reply = self._transport.post(
+                url, urlencode(form).encode(), _FORM_HEADERS,
+                connect_timeout=self._settings.connect_timeout,
+                read_timeout=self._settings.read_timeout,
+            )
+        except TransportError as exc:
+            raise errors.OAuthUnavailable(f"{what} failed: {type(exc).__name__}") from None
+        try:
+            return reply.status, json.loads(reply.body)
+        except ValueError:
+            return reply.status, None
+
+    def _grant(self, token: dict[str, Any]) -> Grant:
         try:
             endpoint = str(token["client_endpoint"])
             access, refresh = str(token["access_token"]), str(token["refresh_token"])

@@ -9,7 +9,12 @@ The only module that builds portal REST URLs. Every request:
 - does not follow redirects (a moved portal answers 302 — see `PortalRedirect`).
 
 Errors become the family in `errors.py`. Retries are for reads only: a 5xx or connection
-failure gets one retry; a read timeout none.
+failure gets one retry; a read timeout none. Requests go through the injected
+`http.Transport` (the real one is urllib3; tests use a fake), so this policy is tested
+without sockets (tests/unit/test_flow_rest.py).
+
+`RestClient` knows nothing of tokens' lives or portal moves: `session.PortalSession` binds
+it to one portal and one credential and owns that policy.
 
 Limits (issue 10, defect 6):
 - one deadline (one view) spends at most `MAX_SLOT_WAIT` in total waiting for bucket slots,
@@ -34,18 +39,11 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import quote, urljoin, urlsplit
 
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    ProtocolError,
-    ReadTimeoutError,
-)
-
 from leadcard.core import errors
+from leadcard.bitrix24.http import ConnectFailed, ReadTimedOut, Transport, TransportFailed
 from leadcard.core.ratelimit import RateLimited as BucketFull
 
 log = logging.getLogger(__name__)
@@ -182,15 +180,17 @@ class RestClient:
 
     def __init__(
         self,
-        pool: urllib3.PoolManager,
+        transport: Transport,
         bucket: Any | None,
         *,
         connect_timeout: float,
         read_timeout: float,
         allow_http: bool,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._pool = pool
+        self._transport = transport
         self._bucket = bucket
+        self._sleep = sleep  # injectable so the retry policy is tested without waiting
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._schemes = ("https", "http") if allow_http else ("https",)
@@ -276,7 +276,7 @@ class RestClient:
                     raise
                 log.info("QUERY_LIMIT_EXCEEDED on %s: portal paused %.2fs", method, pause)
                 if self._bucket is None:
-                    time.sleep(pause)
+                    self._sleep(pause)
             except (errors.PortalError, _ConnectFailed) as exc:
                 pause = random.uniform(0.1, 0.3)
                 if not idempotent or retried_failure or deadline.remaining() < pause + 1.0:
@@ -284,7 +284,7 @@ class RestClient:
                         raise errors.PortalError("portal unreachable") from None
                     raise
                 retried_failure = True
-                time.sleep(pause)
+                self._sleep(pause)
 
     def _wait_for_slot(self, key: str, deadline: Deadline) -> None:
         """Take the portal's next slot if the deadline's slot waiting stays within
@@ -302,7 +302,7 @@ class RestClient:
             raise errors.RateLimited("client-side bucket full", retry_after=exc.retry_after) from None
         if delay > 0:
             deadline.slot_waited += delay
-            time.sleep(delay)
+            self._sleep(delay)
             # Only a request that slept can have been overtaken by a pause (one extra read,
             # only while the portal's limit is the bottleneck).
             left = self._bucket.paused(key)
@@ -314,33 +314,28 @@ class RestClient:
         remaining = deadline.remaining()
         if remaining <= 0.05:
             raise errors.PortalTimeout("no time left in the budget")
-        timeout = urllib3.Timeout(
-            connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
-        )
         try:
-            response = self._pool.request(
-                "POST",
+            reply = self._transport.post(
                 url,
-                body=json.dumps(payload).encode(),
-                headers=_JSON_HEADERS,
-                timeout=timeout,
-                redirect=False,
-                retries=False,
+                json.dumps(payload).encode(),
+                _JSON_HEADERS,
+                connect_timeout=min(self._connect_timeout, remaining),
+                read_timeout=min(self._read_timeout, remaining),
             )
-        except ReadTimeoutError:
+        except ReadTimedOut:
+            # Sent, unanswered: Bitrix24 may still execute it. Never retried.
             raise errors.PortalTimeout("read timeout") from None
-        except (ConnectTimeoutError, ProtocolError):
-            # ConnectTimeoutError covers refused/unresolvable hosts (NewConnectionError);
-            # ProtocolError a connection dropped before an answer. Both: retry once.
+        except ConnectFailed:
+            # Refused, unresolvable, connect timeout, dropped before an answer: retry once.
             raise _ConnectFailed() from None
-        except HTTPError as exc:
-            raise errors.PortalError(type(exc).__name__) from None
+        except TransportFailed as exc:
+            raise errors.PortalError(str(exc) or "transport failed") from None
 
-        status = response.status
+        status = reply.status
         if 300 <= status < 400:
-            raise PortalRedirect(response.headers.get("Location", ""))
+            raise PortalRedirect(reply.headers.get("location", ""))
         try:
-            body = json.loads(response.data)
+            body = json.loads(reply.body)
         except ValueError:
             # An HTML error page, a proxy's 502, a truncated body (protocol.md c.5 tail):
             # never echo it, never parse it further.
@@ -354,7 +349,7 @@ class RestClient:
                 status,
             )
             if isinstance(exc, errors.RateLimited):
-                exc.retry_after = _retry_after(response.headers.get("Retry-After", ""))
+                exc.retry_after = _retry_after(reply.headers.get("retry-after", ""))
             raise exc
         if status >= 500:
             raise errors.PortalError(f"HTTP {status}")

@@ -11,6 +11,10 @@ honorifics, currencies, users — is the same for everyone on a portal and is ca
   back-references for users, company and contact (settings/how-to-call-rest-api/batch.md).
 
 Company and contact titles are *not* cached: whether a user may see them is a per-user right.
+
+Every request goes through the view's `PortalSession` (bitrix24/session.py): the portal, the
+viewer's credential, the deadline, and the renew-once / move-once policy are the session's;
+this module only decides *what* to ask.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ import logging
 from typing import Any
 
 from leadcard.core import errors
-from leadcard.bitrix24.rest import Deadline, RestClient
+from leadcard.bitrix24.session import PortalSession
 from leadcard.storage.cache import Cache
-from leadcard.card.model import ReferenceData, company_id_of, contact_id_of, user_ids_of
+from leadcard.card.model import (
+    USER_FIELDS,
+    ReferenceData,
+    company_id_of,
+    contact_id_of,
+    user_ids_of,
+)
 
 log = logging.getLogger(__name__)
-
-USER_FIELDS = ("ASSIGNED_BY_ID", "CREATED_BY_ID", "MODIFY_BY_ID", "MOVED_BY_ID", "LAST_ACTIVITY_BY")
 
 # Portal-wide dictionaries: cache key suffix → (method, params).
 DICTIONARIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -40,21 +48,15 @@ DICTIONARIES: dict[str, tuple[str, dict[str, Any]]] = {
 class LeadReader:
     """Reads one lead plus the reference data its card needs."""
 
-    def __init__(self, rest: RestClient, cache: Cache, ttl: float) -> None:
-        self._rest = rest
+    def __init__(self, cache: Cache, ttl: float) -> None:
         self._cache = cache
         self._ttl = ttl
 
     def read(
-        self,
-        *,
-        member_id: str,
-        endpoint: str,
-        access_token: str,
-        lead_id: int,
-        lang: str,
-        deadline: Deadline,
+        self, session: PortalSession, *, lead_id: int, lang: str
     ) -> tuple[dict[str, Any], ReferenceData]:
+        """The lead `lead_id` as the session's user sees it, and its card's reference data."""
+        member_id = session.member_id
         dict_keys = {name: f"{member_id}:{lang}:{name}" for name in DICTIONARIES}
         refs_key = f"{member_id}:leadrefs:{lead_id}"
         cached = self._cache.get_many([*dict_keys.values(), refs_key])
@@ -69,16 +71,14 @@ class LeadReader:
         need_users = known is None or len(users) < len(known_users)
         need_links = known is None or bool(known.get("company") or known.get("contact"))
 
-        call = dict(member_id=member_id, endpoint=endpoint, access_token=access_token,
-                    deadline=deadline)
         companies: dict[str, Any] = {}
         contacts: dict[str, Any] = {}
         users_found: dict[str, Any] = {}
         if not missing and not need_users and not need_links:
-            lead = self._lead_only(lead_id, **call)
+            lead = self._lead_only(session, lead_id)
         else:
             lead, fetched, users_found, companies, contacts = self._batch(
-                lead_id, missing, need_users, need_links, **call
+                session, lead_id, missing, need_users, need_links
             )
             for name, value in fetched.items():
                 dictionaries[name] = value
@@ -97,7 +97,7 @@ class LeadReader:
                     absent.discard(u)
         fresh_users = dict(users_found)
         if absent:
-            fetched_users = self._users(sorted(absent), **call)
+            fetched_users = self._users(session, sorted(absent))
             users.update(fetched_users)
             fresh_users.update(fetched_users)
 
@@ -125,14 +125,13 @@ class LeadReader:
 
     # --- upstream requests ----------------------------------------------------------
 
-    def _lead_only(self, lead_id: int, *, member_id: str, endpoint: str,
-                   access_token: str, deadline: Deadline) -> dict[str, Any]:
-        lead = self._rest.call(endpoint, "crm.lead.get", {"id": lead_id}, access_token,
-                               bucket_key=member_id, deadline=deadline)
-        return _lead_or_error(lead)
+    @staticmethod
+    def _lead_only(session: PortalSession, lead_id: int) -> dict[str, Any]:
+        return _lead_or_error(session.call("crm.lead.get", {"id": lead_id}))
 
-    def _batch(self, lead_id: int, missing: list[str], need_users: bool, need_links: bool,
-               *, member_id: str, endpoint: str, access_token: str, deadline: Deadline):  # type: ignore[no-untyped-def]
+    @staticmethod
+    def _batch(session: PortalSession, lead_id: int, missing: list[str], need_users: bool,
+               need_links: bool):  # type: ignore[no-untyped-def]
         commands: dict[str, Any] = {"lead": ("crm.lead.get", {"id": lead_id})}
         for name in missing:
             commands[f"d_{name}"] = DICTIONARIES[name]
@@ -144,8 +143,7 @@ class LeadReader:
         if need_links:
             commands["company"] = ("crm.company.get", {"id": "$result[lead][COMPANY_ID]"})
             commands["contact"] = ("crm.contact.get", {"id": "$result[lead][CONTACT_ID]"})
-        result = self._rest.batch(endpoint, commands, access_token,
-                                  bucket_key=member_id, deadline=deadline)
+        result = session.batch(commands)
         lead = _lead_or_error(result.get("lead"))  # raises the lead's own error
 
         fetched: dict[str, Any] = {}
@@ -173,11 +171,10 @@ class LeadReader:
             contacts[contact_id] = contact
         return lead, fetched, users, companies, contacts
 
-    def _users(self, ids: list[str], *, member_id: str, endpoint: str,
-               access_token: str, deadline: Deadline) -> dict[str, Any]:
+    @staticmethod
+    def _users(session: PortalSession, ids: list[str]) -> dict[str, Any]:
         try:
-            found = self._rest.call(endpoint, "user.get", {"FILTER": {"ID": ids}}, access_token,
-                                    bucket_key=member_id, deadline=deadline)
+            found = session.call("user.get", {"FILTER": {"ID": ids}})
         except (errors.AccessDenied, errors.InsufficientScope, errors.PortalError):
             return {}  # names are a nicety; the card falls back to "User #id"
         return {str(u["ID"]): _user_brief(u) for u in _as_list(found)

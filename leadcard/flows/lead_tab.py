@@ -4,8 +4,11 @@
   whatever `DOMAIN` says (security.md R1, T1).
 - A posted `APPLICATION_TOKEN` must equal the stored one (constant time); older portals
   don't post it (protocol.md a.2 caveat), so its absence is not an error.
-- An expired `AUTH_ID` is renewed once with `REFRESH_ID`, single-flight across processes
-  for the same pair (TokenStore.renew_viewer); the renewed grant must name the same portal.
+- The view's requests go through one `PortalSession` with the viewer's credential
+  (`ViewerToken`): an expired `AUTH_ID` is renewed once with `REFRESH_ID`, single-flight
+  across processes for the same pair (the store's `renew_viewer`), and the renewed grant
+  must name the same portal; a move is followed once, confirmed by the OAuth server and
+  stored (bitrix24/session.py).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from leadcard.core import errors
-from leadcard.bitrix24.rest import Deadline, PortalRedirect
+from leadcard.bitrix24.rest import Deadline
+from leadcard.bitrix24.session import PortalSession, Renewed
 from leadcard.card.model import ReferenceData
 from leadcard.flows.lead_reader import LeadReader
-from leadcard.flows.portal_api import confirm_move
 from leadcard.bitrix24.payloads import PlacementRequest
 from leadcard.flows.services import Services
 from leadcard.storage.portals import UNINSTALLED, PortalRoute
@@ -44,41 +47,61 @@ def stored_portal(svc: Services, member_id: str, application_token: str) -> Port
     return portal
 
 
+class ViewerToken:
+    """The viewing user's AUTH_ID as a session credential, renewable once with REFRESH_ID.
+
+    The renewal is shared by every request carrying the same pair (the store's
+    `renew_viewer`), so concurrent views spend the refresh token once. A frame without
+    REFRESH_ID, or a refused refresh, is the "session expired" card.
+    """
+
+    def __init__(self, svc: Services, member_id: str, auth_id: str, refresh_id: str) -> None:
+        self._svc = svc
+        self._member_id = member_id
+        self._refresh_id = refresh_id
+        self.access_token = auth_id
+
+    def renew(self) -> Renewed:
+        if not self._refresh_id:
+            raise errors.SessionExpired("viewer token expired")
+        try:
+            grant = self._svc.store.renew_viewer(self._member_id, self._refresh_id,
+                                                 self._svc.oauth.refresh)
+        except (errors.TokenRevoked, errors.OAuthRejected, errors.AppNotInstalled):
+            raise errors.SessionExpired("viewer refresh token refused") from None
+        self.access_token = grant.access_token
+        # The stored endpoint stays the view's: a move is the session's to confirm.
+        return Renewed(grant.access_token)
+
+
+def viewer_session(svc: Services, portal: PortalRoute, auth_id: str, refresh_id: str,
+                   deadline: Deadline) -> PortalSession:
+    """The session one view reads through: the stored portal, the viewer's token."""
+    return PortalSession(
+        svc.rest, svc.oauth,
+        member_id=portal.member_id,
+        endpoint=portal.client_endpoint,
+        credential=ViewerToken(svc, portal.member_id, auth_id, refresh_id),
+        deadline=deadline,
+        remember_move=lambda endpoint, domain: svc.store.update_endpoint(
+            portal.member_id, endpoint, domain),
+    )
+
+
 def open_lead(svc: Services, req: PlacementRequest) -> LeadView:
+    """Read the lead of one placement POST as its viewer (errors: the designed pages)."""
     frame = req.frame
     portal = stored_portal(svc, frame.member_id, frame.application_token)
-    reader = LeadReader(svc.rest, svc.cache, svc.settings.reference_ttl)
-    deadline = Deadline.after(svc.settings.view_budget)
-
-    def read(token: str, endpoint: str) -> tuple[dict[str, Any], ReferenceData]:
-        return reader.read(member_id=portal.member_id, endpoint=endpoint, access_token=token,
-                           lead_id=req.lead_id, lang=frame.lang, deadline=deadline)
-
-    token, endpoint = frame.auth_id, portal.client_endpoint
-    for attempt in (1, 2):
-        try:
-            lead, reference = read(token, endpoint)
-            return LeadView(portal=portal, lead=lead, reference=reference)
-        except errors.ExpiredToken:
-            if attempt == 2 or not frame.refresh_id:
-                raise errors.SessionExpired("viewer token expired") from None
-            token = _renew_viewer(svc, portal.member_id, frame.refresh_id)
-        except errors.InvalidToken:
-            # Not expired but unknown to Bitrix24 (forged, or from another portal): the
-            # "couldn't verify your session" card, 401 (security.md F7).
-            raise
-        except PortalRedirect:
-            if attempt == 2:
-                raise errors.PortalMoved("portal redirected twice") from None
-            endpoint = confirm_move(svc.store, svc.oauth, portal.member_id,
-                                    portal.client_endpoint, token)
-            portal = replace(portal, client_endpoint=endpoint)
-    raise errors.PortalError("unreachable")  # pragma: no cover - loop always returns/raises
-
-
-def _renew_viewer(svc: Services, member_id: str, refresh_id: str) -> str:
+    session = viewer_session(svc, portal, frame.auth_id, frame.refresh_id,
+                             Deadline.after(svc.settings.view_budget))
+    reader = LeadReader(svc.cache, svc.settings.reference_ttl)
     try:
-        grant = svc.store.renew_viewer(member_id, refresh_id, svc.oauth.refresh)
-    except (errors.TokenRevoked, errors.OAuthRejected, errors.AppNotInstalled):
-        raise errors.SessionExpired("viewer refresh token refused") from None
-    return grant.access_token
+        lead, reference = reader.read(session, lead_id=req.lead_id, lang=frame.lang)
+    except errors.ExpiredToken:
+        # Still expired after the one renewal. (InvalidToken — not expired but unknown to
+        # Bitrix24: forged, or another portal's — stays the "couldn't verify your session"
+        # card, 401: security.md F7.)
+        raise errors.SessionExpired("viewer token expired") from None
+    if session.endpoint != portal.client_endpoint:
+        portal = replace(portal, client_endpoint=session.endpoint)
+    return LeadView(portal=portal, lead=lead, reference=reference)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from leadcard.core import errors
 from leadcard.bitrix24.rest import Deadline
+from leadcard.bitrix24.session import FixedToken, PortalSession
 from leadcard.bitrix24.oauth import AppInfo
 from leadcard.core.grant import Grant
 from leadcard.bitrix24.payloads import LEAD_TAB, Event, FrameContext
@@ -56,9 +57,12 @@ def verify_token(svc: Services, access_token: str, member_id: str) -> AppInfo:
 
 def is_admin(svc: Services, member_id: str, client_endpoint: str, access_token: str) -> bool:
     """Does a verified token belong to a portal administrator? (`profile` answers ADMIN.)"""
-    profile = svc.rest.call(client_endpoint, "profile", {}, access_token,
-                            bucket_key=member_id,
+    # A token not yet tied to a stored portal: not renewable, and a redirect is refused
+    # rather than followed (there is no stored portal to move yet).
+    session = PortalSession(svc.rest, svc.oauth, member_id=member_id, endpoint=client_endpoint,
+                            credential=FixedToken(access_token),
                             deadline=Deadline.after(svc.settings.view_budget))
+    profile = session.call("profile", {})
     return isinstance(profile, dict) and profile.get("ADMIN") is True
 
 
@@ -122,13 +126,12 @@ def install(svc: Services, frame: FrameContext) -> InstallResult:
 
 def bind_handlers(svc: Services, member_id: str) -> tuple[bool, bool]:
     """Make sure the lead tab and ONAPPUNINSTALL point at us, exactly once each."""
-    api = svc.portal_api
-    deadline = Deadline.after(svc.settings.view_budget * 2)
+    session = svc.portal_api.session(member_id, Deadline.after(svc.settings.view_budget * 2))
     placement_url = svc.settings.url_for_handler("/placement")
     events_url = svc.settings.url_for_handler("/events")
 
     _ensure_bound(
-        api, member_id, deadline, listing="placement.get", bind="placement.bind",
+        session, listing="placement.get", bind="placement.bind",
         key="placement", name=LEAD_TAB, handler=placement_url,
         params={
             "PLACEMENT": LEAD_TAB,
@@ -138,7 +141,7 @@ def bind_handlers(svc: Services, member_id: str) -> tuple[bool, bool]:
         },
     )
     _ensure_bound(
-        api, member_id, deadline, listing="event.get", bind="event.bind",
+        session, listing="event.get", bind="event.bind",
         key="event", name=UNINSTALL_EVENT, handler=events_url,
         params={"event": UNINSTALL_EVENT, "handler": events_url},
     )
@@ -146,16 +149,16 @@ def bind_handlers(svc: Services, member_id: str) -> tuple[bool, bool]:
     return True, True
 
 
-def _ensure_bound(api, member_id: str, deadline: Deadline, *, listing: str, bind: str,  # type: ignore[no-untyped-def]
-                  key: str, name: str, handler: str, params: dict) -> None:
+def _ensure_bound(session: PortalSession, *, listing: str, bind: str, key: str, name: str,
+                  handler: str, params: dict) -> None:
     """Bind `name` → `handler` unless `listing` already shows exactly that binding."""
-    current = api.call(member_id, listing, {}, deadline=deadline) or []
+    current = session.call(listing, {}) or []
     if any(
         isinstance(item, dict) and str(item.get(key, "")).upper() == name and item.get("handler") == handler
         for item in current
     ):
         return
-    api.call(member_id, bind, params, deadline=deadline, idempotent=False)
+    session.call(bind, params, idempotent=False)
 
 
 # Outcomes the OAuth server confirmed, after which the same event can only ever be a no-op
@@ -271,17 +274,11 @@ def _still_installed(svc: Services, member_id: str) -> bool:
     if portal is None or portal.status != ACTIVE:
         return portal is not None
     try:
-        creds = svc.store.credentials(member_id)
-        if creds.expired(leeway=30):
-            creds = svc.portal_api.renew(member_id, creds.version)
-        try:
-            info = svc.oauth.app_info(creds.access_token)
-        except errors.TokenRevoked:
-            # app.info says expired_token and invalid_token alike: an access token that is
-            # merely past its life (clock skew) is no proof of uninstall. Renew once; only
-            # the refresh being refused (invalid_grant / NOT_INSTALLED) is.
-            creds = svc.portal_api.renew(member_id, creds.version)
-            info = svc.oauth.app_info(creds.access_token)
+        # app.info says expired_token and invalid_token alike: an access token that is
+        # merely past its life (clock skew) is no proof of uninstall. The session renews
+        # once; only the refresh being refused (invalid_grant / NOT_INSTALLED) is.
+        session = svc.portal_api.session(member_id, Deadline.after(svc.settings.view_budget))
+        info = session.app_info()
     except (errors.TokenRevoked, errors.AppNotInstalled, errors.NotInstalled,
             errors.PaymentRequired, errors.OAuthRejected):
         return False

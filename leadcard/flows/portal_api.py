@@ -1,32 +1,98 @@
 """REST calls made with a portal's *stored* grant (app-level work, not the viewer's).
 
-Used for handler bindings at install, `portals check` and `portals renew`. The stored
-access token is renewed only when Bitrix24 answers `expired_token` (or it is past its
-expiry), never before every call (settings/oauth/auto-renewal.md warns that apps refreshing
-on a timer may be blocked), and the renewal is single-flight (`TokenStore.refresh`).
+Used for handler bindings at install, uninstall confirmation, `portals check` and
+`portals renew`. `PortalApi.session` opens a `PortalSession` (bitrix24/session.py, which owns
+"renew once on expired_token, follow a move once") whose credential is the stored grant:
+
+- renewed only when Bitrix24 answers `expired_token` or it is already past its expiry when
+  the session opens — never before every call (settings/oauth/auto-renewal.md warns that
+  apps refreshing on a timer may be blocked);
+- the renewal is single-flight across workers and hosts (the store's `refresh`, under the
+  row lock): a worker that finds the row already renewed uses that pair and spends nothing;
+- a move confirmed by the OAuth server is written to the stored portal.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
-from leadcard.core import errors
-from leadcard.bitrix24.rest import Deadline, PortalRedirect, RestClient
+from leadcard.core.grant import Grant
 from leadcard.bitrix24.oauth import OAuthClient
-from leadcard.core.grant import portal_domain
-from leadcard.storage.portals import Credentials, TokenStore
+from leadcard.bitrix24.rest import Deadline, RestClient
+from leadcard.bitrix24.session import PortalSession, Renewed
 
-log = logging.getLogger(__name__)
+# A stored token this close to its expiry is renewed before the session's first request.
+EXPIRY_LEEWAY = 30.0
+
+
+class Credentials(Protocol):
+    """The store's decrypted stored tokens of one portal at one `version`."""
+
+    @property
+    def member_id(self) -> str: ...
+    @property
+    def client_endpoint(self) -> str: ...
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+
+    def expired(self, now: float | None = None, leeway: float = 0.0) -> bool: ...
+
+
+class GrantStore(Protocol):
+    """What this module needs of the portal store (storage/portals.py)."""
+
+    def credentials(self, member_id: str) -> Credentials: ...
+
+    def refresh(self, member_id: str, seen_version: int,
+                refresher: Callable[[str], Grant]) -> Credentials: ...
+
+    def update_endpoint(self, member_id: str, client_endpoint: str, domain: str) -> None: ...
+
+
+class StoredGrant:
+    """The stored grant of one portal as a session credential (see module docstring)."""
+
+    def __init__(self, store: GrantStore, oauth: OAuthClient, credentials: Credentials) -> None:
+        self._store = store
+        self._oauth = oauth
+        self.credentials = credentials
+
+    @property
+    def access_token(self) -> str:
+        return self.credentials.access_token
+
+    def renew(self) -> Renewed:
+        """Single-flight refresh of the pair at the version that just failed; the renewed
+        grant's endpoint is the OAuth server's answer, so the session follows it."""
+        creds = self.credentials
+        self.credentials = self._store.refresh(creds.member_id, creds.version, self._oauth.refresh)
+        return Renewed(self.credentials.access_token, self.credentials.client_endpoint)
 
 
 class PortalApi:
-    """`call(member_id, method, params)` with the stored grant, renewing it once if needed."""
+    """Sessions with a portal's stored grant; `call` for a single method."""
 
-    def __init__(self, store: TokenStore, rest: RestClient, oauth: OAuthClient) -> None:
+    def __init__(self, store: GrantStore, rest: RestClient, oauth: OAuthClient) -> None:
         self._store = store
         self._rest = rest
         self._oauth = oauth
+
+    def session(self, member_id: str, deadline: Deadline) -> PortalSession:
+        """A session on the stored grant of `member_id`, renewed first if it is expired."""
+        grant = StoredGrant(self._store, self._oauth, self._store.credentials(member_id))
+        if grant.credentials.expired(leeway=EXPIRY_LEEWAY):
+            grant.renew()
+        return PortalSession(
+            self._rest, self._oauth,
+            member_id=member_id,
+            endpoint=grant.credentials.client_endpoint,
+            credential=grant,
+            deadline=deadline,
+            remember_move=lambda endpoint, domain: self._store.update_endpoint(
+                member_id, endpoint, domain),
+        )
 
     def call(
         self,
@@ -37,50 +103,9 @@ class PortalApi:
         deadline: Deadline,
         idempotent: bool = True,
     ) -> Any:
-        creds = self._store.credentials(member_id)
-        if creds.expired(leeway=30):
-            creds = self.renew(member_id, creds.version)
-        try:
-            return self._send(creds, method, params, deadline, idempotent)
-        except errors.ExpiredToken:
-            creds = self.renew(member_id, creds.version)
-            return self._send(creds, method, params, deadline, idempotent)
+        """One method with the stored grant (a session of one call)."""
+        return self.session(member_id, deadline).call(method, params, idempotent=idempotent)
 
     def renew(self, member_id: str, seen_version: int) -> Credentials:
-        """Single-flight refresh of the stored grant (see TokenStore.refresh)."""
+        """Single-flight refresh of the stored grant at `seen_version` (`portals renew`)."""
         return self._store.refresh(member_id, seen_version, self._oauth.refresh)
-
-    def _send(
-        self,
-        creds: Credentials,
-        method: str,
-        params: Mapping[str, Any] | None,
-        deadline: Deadline,
-        idempotent: bool,
-    ) -> Any:
-        def send(c: Credentials) -> Any:
-            return self._rest.call(c.client_endpoint, method, params, c.access_token,
-                                   bucket_key=c.member_id, deadline=deadline,
-                                   idempotent=idempotent)
-
-        try:
-            return send(creds)
-        except PortalRedirect:
-            return send(self._follow_move(creds))
-
-    def _follow_move(self, creds: Credentials) -> Credentials:
-        confirm_move(self._store, self._oauth, creds.member_id, creds.client_endpoint,
-                     creds.access_token)
-        return self._store.credentials(creds.member_id)
-
-
-def confirm_move(store: TokenStore, oauth: OAuthClient, member_id: str, old_endpoint: str,
-                 access_token: str) -> str:
-    """The portal answered a redirect: ask the OAuth server (never `Location`) where it lives
-    now, store the new endpoint and return it (security.md R17; change-domen.md)."""
-    info = oauth.app_info(access_token)
-    if info.member_id != member_id or info.client_endpoint == old_endpoint:
-        raise errors.PortalMoved("OAuth server did not confirm a new address")
-    log.warning("portal %s moved to %s", member_id, portal_domain(info.client_endpoint))
-    store.update_endpoint(member_id, info.client_endpoint, info.domain)
-    return info.client_endpoint

@@ -20,13 +20,13 @@ from leadcard.core.config import Settings
 from leadcard.storage.keyring import KeyRing
 from leadcard.storage.event_log import ProcessedEvents
 from leadcard.storage.grant_journal import GrantJournal
-from leadcard.bitrix24.http import portal_pool
+from leadcard.bitrix24.http import Transport, Urllib3Transport
 from leadcard.bitrix24.oauth import OAuthClient
 from leadcard.flows.portal_api import PortalApi
 from leadcard.core.outage import Breaker
 from leadcard.storage.buckets import FailoverBucket, RedisBucket, SqlBucket
 from leadcard.card.rendered import RenderedCards
-from leadcard.storage.portals import TokenStore
+from leadcard.storage.portals import PortalStore
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Services:
     settings: Settings
     engine: Engine
     keyring: KeyRing
-    store: TokenStore
+    store: PortalStore
     oauth: OAuthClient
     rest: RestClient
     portal_api: PortalApi
@@ -89,13 +89,17 @@ def _bucket_engine(database_url: str):  # type: ignore[no-untyped-def]
     return db.make_engine(f"sqlite:///{root}-ratelimit.sqlite3")
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, transport: Transport | None = None) -> Services:
+    """Everything one app instance needs. `transport` is the one outbound HTTP stack of
+    both the portal REST client and the OAuth server client (the real urllib3 one unless
+    a test hands in a fake Bitrix24)."""
+    transport = transport or Urllib3Transport()
     engine = db.make_engine(settings.database_url)
     keyring = KeyRing.from_settings(settings.token_keys, settings.instance_path)
     # Renewed grants not yet committed survive a crash here (tokens.py, grant_journal.py).
     journal = GrantJournal(os.path.join(settings.instance_path, "grant-journal"), keyring)
-    store = TokenStore(engine, keyring, settings.secret_key, journal=journal)
-    oauth = OAuthClient(settings)
+    store = PortalStore(engine, keyring, settings.secret_key, journal=journal)
+    oauth = OAuthClient(settings, transport)
     # The per-portal bucket must be shared by every worker and host (limits are per portal
     # and per source IP — settings/performance/limits.md): Redis when configured, else the
     # database, which every worker of this deployment shares. With Redis, the database
@@ -114,7 +118,7 @@ def build_services(settings: Settings) -> Services:
     else:
         bucket = sql_bucket
     rest = RestClient(
-        portal_pool(),
+        transport,
         bucket,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
