@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from leadcard import cli
 from leadcard.storage import db
-from leadcard.web import error_pages, frontend, security
+from leadcard.web import error_pages, frontend, security, static_files
 from leadcard.core import logs
 from leadcard.core.config import load_settings
 from leadcard.flows.services import build_services
@@ -45,6 +45,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     security.init_app(app)
     frontend.init_app(app)
+    # Static files are answered before Flask: versioned ones cached for a year, gzip/brotli
+    # variants kept in the instance folder (leadcard/web/static_files.py).
+    static_files.wrap(app, os.path.join(app.instance_path, "static-variants"))
     if app.debug or app.config.get("TEMPLATES_AUTO_RELOAD"):
         services.rendered.max_entries = 0  # an edited template must show at once (rendered.py)
     register_blueprints(app)

@@ -19,17 +19,14 @@ for every ``<script>``/``<style>`` they emit.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import NamedTuple
 
 from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask_babel import Babel, get_locale
 
-from leadcard.web import assets
+from leadcard.web import assets, static_files
 from leadcard.card import i18n
 from leadcard.card.model import safe_web_url
 
@@ -61,24 +58,18 @@ def ui_lang() -> str:
     return i18n.html_lang(current_locale())
 
 
-@lru_cache(maxsize=128)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-
-
 def static_url(filename: str) -> str:
-    """``url_for('static', ...)`` plus ``?v=<content hash>`` so edits bust caches."""
+    """``url_for('static', ...)`` plus ``?v=<content hash>``: the version under which
+    ``static_files.StaticFiles`` lets browsers keep the file for a year (edits bust caches)."""
     folder = current_app.static_folder or str(assets.STATIC_DIR)
     # os.path, not pathlib: every page calls this three times and building
     # a Path costs more than the stat itself.
     path = os.path.join(folder, filename)
     try:
-        stat = os.stat(path)
+        version = static_files.version_of(path)
     except OSError:
         return url_for("static", filename=filename)
-    return url_for(
-        "static", filename=filename, v=_file_digest(path, stat.st_mtime_ns, stat.st_size)
-    )
+    return url_for("static", filename=filename, v=version)
 
 
 def safe_href(value: object) -> str | None:
@@ -118,7 +109,7 @@ def lc_datetime(value: object) -> str:
 def _asset_context() -> dict[str, object]:
     return {
         "b24jssdk": ScriptAsset(
-            src=url_for("static", filename=assets.B24JSSDK_FILE),
+            src=static_url(assets.B24JSSDK_FILE),
             integrity=assets.B24JSSDK_INTEGRITY,
         )
     }

@@ -127,7 +127,10 @@ def init_app(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers.pop("X-Frame-Options", None)
         response.headers.pop("Set-Cookie", None)
-        if not request.path.startswith("/static/"):
+        # Static files are answered by static_files.StaticFiles before Flask sees them; what
+        # reaches Flask under /static/ is a file added since start-up (Flask's own
+        # revalidated answer) or an error page, which is no-store like every page.
+        if not (request.path.startswith("/static/") and response.status_code in (200, 304)):
             response.headers["Cache-Control"] = "no-store"
         response.headers["X-Request-Id"] = getattr(g, "request_id", "")
         return response

@@ -98,7 +98,7 @@ def assert_csp_safe(html: str) -> Page:
 
 def assert_frame_library(page: Page) -> None:
     scripts = page.all("script")
-    vendored = [s for s in scripts if (s.get("src") or "").endswith(assets.B24JSSDK_FILE)]
+    vendored = [s for s in scripts if (s.get("src") or "").split("?")[0].endswith(assets.B24JSSDK_FILE)]
     assert len(vendored) == 1
     assert vendored[0]["integrity"] == assets.B24JSSDK_INTEGRITY
     assert vendored[0]["crossorigin"] == "anonymous"
