@@ -1,9 +1,16 @@
-"""The database engine and schema lifecycle (one code path for SQLite and PostgreSQL).
+"""The database engine, the one translation of its failures, and the schema lifecycle (one
+code path for SQLite and PostgreSQL).
 
 SQLite is the embedded default (a file under `instance/`); PostgreSQL (psycopg 3) is for
-several hosts. Tables are declared on `metadata` by the modules that own them
-(`tokens.py`, `ratelimit.py`); the schema itself is created and changed only by the Alembic
+several hosts. Tables are declared on `metadata` by the modules that own them (`tables.py`,
+`event_log.py`, `buckets.py`); the schema itself is created and changed only by the Alembic
 history in `leadcard/storage/migrations/`.
+
+Failures: every store that answers a view (`portals.py` and its parts, `event_log.py`) runs
+its connections through `guarded`, so a lock wait past LOCK_WAIT_SECONDS is `errors.Busy`
+and any other lost database is `errors.DatabaseUnavailable` (both designed 503 pages). The
+rate-limit buckets are the exception: their contract (`core/ratelimit.py`) is to let backend
+errors through unchanged, because `FailoverBucket` and /healthz tell the backends apart by them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from leadcard.core import errors
 
 metadata = sa.MetaData()
 
@@ -278,6 +288,69 @@ class HotStatement:
             self.sql, None, exc, self._dbapi_error, hide_parameters=True,
             dialect=self._engine.dialect,
         )
+
+
+# --- failures -------------------------------------------------------------------------
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    # SQLite: "database is locked"; PostgreSQL: "canceling statement due to lock timeout".
+    text = str(exc.orig).lower() if exc.orig else ""
+    return "locked" in text or "lock timeout" in text or "lock_timeout" in text
+
+
+def database_error(exc: BaseException | None) -> errors.LeadCardError | None:
+    """Our error for a database failure: Busy for a lock wait, DatabaseUnavailable for any
+    other lost database or exhausted pool; None for anything else (a bug stays a bug)."""
+    if isinstance(exc, OperationalError):
+        if _is_lock_timeout(exc):
+            return errors.Busy("database locked")
+        return errors.DatabaseUnavailable(type(exc).__name__)
+    if isinstance(exc, sa.exc.TimeoutError):
+        return errors.DatabaseUnavailable("pool timeout")
+    return None
+
+
+class guarded:  # lower case: used like a function, `with guarded(engine.connect()) as conn`
+    """Wrap a connection or transaction context manager so that database failures on the way
+    in, inside and on the way out (the commit) surface as the error family (`database_error`).
+    The driver's message is not carried over: it may quote statement parameters."""
+
+    def __init__(self, cm: Any) -> None:
+        self._cm = cm
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._cm.__enter__()  # type: ignore[no-any-return]
+        except (OperationalError, sa.exc.TimeoutError) as exc:
+            raise database_error(exc) from None  # type: ignore[misc]
+
+    def __exit__(self, exc_type, exc, tb) -> bool | None:  # type: ignore[no-untyped-def]
+        try:
+            suppressed = self._cm.__exit__(exc_type, exc, tb)
+        except OperationalError as inner:
+            raise errors.DatabaseUnavailable(type(inner).__name__) from None
+        mapped = database_error(exc)
+        if mapped is not None:
+            raise mapped from None
+        return suppressed  # type: ignore[no-any-return]
+
+
+def reading(engine: Engine) -> guarded:
+    """A guarded connection for reads (no explicit transaction)."""
+    # Connected on entering, inside the guard: `engine.connect()` itself dials the database.
+    return guarded(_connection(engine))
+
+
+@contextmanager
+def _connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        yield conn
+
+
+def writing(engine: Engine) -> guarded:
+    """A guarded `write_transaction`."""
+    return guarded(write_transaction(engine))
 
 
 # --- schema lifecycle -----------------------------------------------------------------

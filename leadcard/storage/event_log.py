@@ -9,7 +9,8 @@ was not sent before, so this never lets a new, unverified event through.
 
 Only outcomes that are final are recorded (see `lifecycle.handle_event`): an uninstall that
 could not be confirmed yet must stay retryable. Rows older than `RETENTION` are pruned on
-each insert; events are rare (install, uninstall), so the table stays tiny.
+each insert; events are rare (install, uninstall), so the table stays tiny. Database failures
+come out as `errors.Busy` / `errors.DatabaseUnavailable` (`db.guarded`), as from the portal store.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from leadcard.storage.db import metadata, upsert_insert, write_transaction
+from leadcard.storage.db import metadata, reading, upsert_insert, writing
 
 RETENTION = timedelta(days=30)
 
@@ -43,7 +44,7 @@ class ProcessedEvents:
     def seen(self, body_sha256: str) -> bool:
         """Was exactly this body processed (and recorded) before?"""
         t = processed_events
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             return conn.execute(
                 sa.select(t.c.body_sha256).where(t.c.body_sha256 == body_sha256)
             ).first() is not None
@@ -52,7 +53,7 @@ class ProcessedEvents:
         """Remember a fully applied event; forget those older than RETENTION."""
         t = processed_events
         now = datetime.now(timezone.utc)
-        with write_transaction(self._engine) as conn:
+        with writing(self._engine) as conn:
             conn.execute(
                 self._insert(t)
                 .values(body_sha256=body_sha256, member_id=member_id, event=event[:32],

@@ -1,7 +1,7 @@
 """The local journal of refreshed grants not yet committed to the database.
 
 Bitrix24 rotates the refresh token on use: once the OAuth server has answered a refresh, the
-stored refresh token is spent and the answer is the only valid pair. `TokenStore.refresh`
+stored refresh token is spent and the answer is the only valid pair. `PortalStore.refresh` (refresh.py)
 writes that answer here (encrypted by the key ring, fsynced) *before* it writes the row, and
 removes it once the row is committed. If the process dies in between (SIGKILL, OOM, host
 reboot), the next refresh of that portal on this host finds the entry, sees that the row

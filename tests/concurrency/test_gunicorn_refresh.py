@@ -2,7 +2,7 @@
 
 - A viewer's expired AUTH_ID with its REFRESH_ID, carried by many concurrent placement POSTs
   spread over two gunicorn "hosts" (2 workers x 4 threads each, one database), is renewed
-  once (`TokenStore.renew_viewer`); every card renders.
+  once (`PortalStore.renew_viewer`); every card renders.
 - A worker SIGKILLed while it waits on a delayed refresh of the *stored* grant: gunicorn
   respawns it; the OAuth server is still busy with the killed worker's request (it rotates
   when it finishes, as the real server does, but the hang outlasts the test's follow-up), so
@@ -23,7 +23,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from leadcard.storage.portals import ACTIVE, viewer_renewals
+from leadcard.storage.tables import ACTIVE, viewer_renewals
 
 from concurrency_harness import (PID_ACCESS_LOG, free_port, pids_connected_to, served_by,
                                  wait_until)

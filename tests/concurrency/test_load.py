@@ -31,7 +31,7 @@ from markupsafe import escape
 
 from leadcard.bitrix24.rest import Deadline
 from leadcard.core.errors import LeadCardError
-from leadcard.storage.portals import ACTIVE, portals, viewer_renewals
+from leadcard.storage.tables import ACTIVE, portals, viewer_renewals
 
 from concurrency_harness import DESIGNED_5XX, problem_code, rss_mb
 

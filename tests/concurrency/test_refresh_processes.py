@@ -49,7 +49,7 @@ def test_n_processes_spend_the_stored_refresh_token_once(stack, drivers, trigger
     `expires_at`: the row says expired (proactive renewal before the call).
     `expired_token`: only Bitrix24 knows (REST answers expired_token, renewal after it).
     The OAuth server answers after 1 s, so every process has read the old row long before the
-    winner commits: all of them go into `TokenStore.refresh` with the same version.
+    winner commits: all of them go into `PortalStore.refresh` with the same version.
     """
     member = stack.member("a")
     if trigger == "expires_at":

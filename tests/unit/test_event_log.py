@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from leadcard.core import errors
 from leadcard.storage import event_log
 from leadcard.storage.event_log import ProcessedEvents, processed_events
 
@@ -39,3 +40,16 @@ def test_old_rows_are_pruned_on_insert(engine, monkeypatch):
     monkeypatch.setattr(event_log, "datetime", Later)
     log.record("b" * 64, "m1", "ONAPPUNINSTALL")
     assert not log.seen("a" * 64) and log.seen("b" * 64)
+
+
+def test_an_unreachable_database_is_the_error_family(tmp_path):
+    """Like the portal store: a designed 503 (`DatabaseUnavailable`), not a raw driver error."""
+    dead = sa.create_engine(f"sqlite:///{tmp_path}/missing-dir/events.db")
+    try:
+        log = ProcessedEvents(dead)
+        with pytest.raises(errors.DatabaseUnavailable):
+            log.seen("a" * 64)
+        with pytest.raises(errors.DatabaseUnavailable):
+            log.record("a" * 64, "m1", "ONAPPINSTALL")
+    finally:
+        dead.dispose()

@@ -1,5 +1,5 @@
-"""The token store on SQLite and PostgreSQL: encryption at rest, single-flight refresh,
-uninstall, key rotation, one-time OAuth state."""
+"""The portal store on SQLite and PostgreSQL: encryption at rest, single-flight refresh,
+uninstall, key rotation, one-time OAuth state, viewer renewals, the schema it mirrors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from leadcard.storage import db
 from leadcard.core import errors
 from leadcard.storage.keyring import KeyRing
 from leadcard.core.grant import Grant
-from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED, UNINSTALLED, TokenStore
+from leadcard.storage import key_rotation
+from leadcard.storage.db import metadata
+from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED, UNINSTALLED, PortalStore, ViewerTokens
+from leadcard.storage.tables import oauth_states, portals, viewer_renewals
+
+STORE_TABLES = (portals, viewer_renewals, oauth_states)
 
 MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
 
@@ -45,7 +50,7 @@ def keyring():
 
 @pytest.fixture
 def store(engine, keyring):
-    return TokenStore(engine, keyring, "test-secret")
+    return PortalStore(engine, keyring, "test-secret")
 
 
 def raw_dump(engine) -> str:
@@ -111,6 +116,7 @@ def test_refresh_spends_once_across_threads(store):
     assert calls == [grant(1).refresh_token]
     assert {r.access_token for r in results} == {grant(2).access_token}
     assert store.credentials(MEMBER).version == seen + 1
+    assert store.refresh_calls == 1  # what the benchmark and the process tests count
 
 
 def test_stale_caller_reuses_newer_token_without_spending(store):
@@ -166,11 +172,11 @@ def test_reinstall_after_uninstall(store):
 
 def test_key_rotation_keeps_old_rows_readable(engine):
     old_key, new_key = Fernet.generate_key(), Fernet.generate_key()
-    TokenStore(engine, KeyRing([old_key]), "s").save_grant(grant(1), application_token="q" * 32)
-    during = TokenStore(engine, KeyRing([new_key, old_key]), "s")
+    PortalStore(engine, KeyRing([old_key]), "s").save_grant(grant(1), application_token="q" * 32)
+    during = PortalStore(engine, KeyRing([new_key, old_key]), "s")
     assert during.credentials(MEMBER).access_token == grant(1).access_token  # old row, new ring
     assert during.rotate_keys() == 1
-    after = TokenStore(engine, KeyRing([new_key]), "s")
+    after = PortalStore(engine, KeyRing([new_key]), "s")
     assert after.credentials(MEMBER).refresh_token == grant(1).refresh_token
     assert after.application_token_matches(MEMBER, "q" * 32)
     assert during.rotate_keys() == 0  # idempotent
@@ -209,6 +215,107 @@ def test_viewer_renewal_for_another_portal_is_refused(store):
         store.renew_viewer(MEMBER, "x" * 40, lambda rt: grant(3, member_id="e" * 32))
 
 
+def test_viewer_renewal_answers_the_viewer_pair_whoever_renewed_it(store):
+    """The request that renews and the requests that find the renewal stored get the same
+    `ViewerTokens` — no half-filled grant — and their repr names no token."""
+    refresh_id = "viewer-refresh-" + "w" * 30
+    first = store.renew_viewer(MEMBER, refresh_id, lambda rt: grant(7))
+    again = store.renew_viewer(MEMBER, refresh_id, lambda rt: pytest.fail("renewed twice"))
+    assert isinstance(first, ViewerTokens) and isinstance(again, ViewerTokens)
+    assert first == again == ViewerTokens(
+        access_token=grant(7).access_token, refresh_token=grant(7).refresh_token,
+        expires_at=first.expires_at, member_id=MEMBER)
+    assert abs(first.expires_at - grant(7).expires_at) < 5
+    assert grant(7).access_token not in repr(first) and grant(7).refresh_token not in repr(again)
+
+
+def test_viewer_renewals_go_with_the_portal_on_uninstall(store, engine):
+    store.save_grant(grant(1))
+    store.renew_viewer(MEMBER, "viewer-refresh-" + "u" * 30, lambda rt: grant(8))
+    store.uninstall(MEMBER, clean=False)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(viewer_renewals)).scalar() == 0
+
+
+# --- the schema the store's statements assume ------------------------------------------------
+
+
+def schema_differences(engine, metadata: sa.MetaData) -> list:
+    """What Alembic's autogenerate would change to make the migrated database match
+    `metadata`, for the portal store's tables only."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    ours = {t.name for t in STORE_TABLES}
+
+    def include(obj, name, type_, reflected, compare_to):  # noqa: ARG001 - Alembic's signature
+        return type_ != "table" or name in ours
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_object": include,
+                                                         "compare_type": True})
+        return compare_metadata(context, metadata)
+
+
+def test_tables_mirror_the_migrations(engine):
+    assert schema_differences(engine, metadata) == []
+
+
+def test_the_mirror_check_sees_a_column_the_migrations_lack(engine):
+    changed = sa.MetaData()
+    for table in STORE_TABLES:
+        table.to_metadata(changed)
+    sa.Table("oauth_states", changed, sa.Column("extra", sa.Integer), extend_existing=True)
+    assert [d[0] for d in schema_differences(engine, changed)] == ["add_column"]
+
+
+def test_every_token_column_is_re_encrypted_by_key_rotation():
+    rotated = {table.name: set(columns) for table, _key, columns in key_rotation.ENCRYPTED}
+    for table in STORE_TABLES:
+        tokens = {c.name for c in table.columns if c.name.endswith("_token")}
+        assert tokens <= rotated.get(table.name, set()), table.name
+
+
+# --- database failures are the error family ---------------------------------------------------
+
+
+def operational_error(message: str) -> sa.exc.OperationalError:
+    return sa.exc.OperationalError("SELECT 1", {}, Exception(message))
+
+
+@pytest.mark.parametrize("failure, expected", [
+    (operational_error("database is locked"), errors.Busy),
+    (operational_error("canceling statement due to lock timeout"), errors.Busy),
+    (operational_error("connection refused"), errors.DatabaseUnavailable),
+    (sa.exc.TimeoutError("QueuePool limit reached"), errors.DatabaseUnavailable),
+])
+def test_database_failures_map_to_busy_or_unavailable(failure, expected):
+    mapped = db.database_error(failure)
+    assert type(mapped) is expected
+    assert "SELECT" not in str(mapped)  # the statement (and its parameters) stay out
+
+
+def test_a_bug_is_not_dressed_up_as_an_outage():
+    assert db.database_error(sa.exc.IntegrityError("INSERT", {}, Exception("dup"))) is None
+    assert db.database_error(ValueError("x")) is None
+    assert db.database_error(None) is None
+
+
+def test_an_unreachable_database_is_unavailable_on_every_path(tmp_path, keyring):
+    """The hot path (a raw DBAPI statement), ordinary reads and writes all say the same."""
+    dead = sa.create_engine(f"sqlite:///{tmp_path}/missing-dir/portals.db")
+    try:
+        store = PortalStore(dead, keyring, "test-secret")
+        with pytest.raises(errors.DatabaseUnavailable):
+            store.get_for_request(MEMBER, "")
+        with pytest.raises(errors.DatabaseUnavailable):
+            store.get(MEMBER)
+        with pytest.raises(errors.DatabaseUnavailable):
+            store.new_oauth_state(MEMBER)
+    finally:
+        dead.dispose()
+
+
 def test_start_up_refuses_an_unmigrated_database(database_url):
     engine = db.make_engine(database_url)
     try:
@@ -224,7 +331,7 @@ def test_a_refresh_waiting_too_long_for_the_lock_is_busy(store, engine, monkeypa
     """A lock held past LOCK_WAIT_SECONDS answers Busy (a designed 503), not a hang."""
     monkeypatch.setattr(db, "LOCK_WAIT_SECONDS", 1)
     short = db.make_engine(str(engine.url.render_as_string(hide_password=False)))
-    waiting = TokenStore(short, store._keys, "test-secret")  # noqa: SLF001 - same key ring
+    waiting = PortalStore(short, store._keys, "test-secret")  # noqa: SLF001 - same key ring
     store.save_grant(grant(1, expires_in=-10))
     seen = store.credentials(MEMBER).version
     holder_started, release = threading.Event(), threading.Event()
@@ -270,7 +377,7 @@ def journal(tmp_path, keyring):
 
 @pytest.fixture
 def journaled_store(engine, keyring, journal):
-    return TokenStore(engine, keyring, "test-secret", journal=journal)
+    return PortalStore(engine, keyring, "test-secret", journal=journal)
 
 
 class CommitFails:
@@ -337,9 +444,9 @@ def test_renewed_pair_waits_in_the_journal_while_the_database_stays_down(
     """Every retry fails: the caller gets the designed 503, the pair stays in the journal,
     and the next refresh stores it instead of spending the spent token again — even after
     another caller marked the portal reauth_required meanwhile."""
-    import leadcard.storage.portals as tokens_module
+    import leadcard.storage.refresh as refresh_module
 
-    monkeypatch.setattr(tokens_module, "STORE_RETRY_SECONDS", 0.5)
+    monkeypatch.setattr(refresh_module, "STORE_RETRY_SECONDS", 0.5)
     store = journaled_store
     store.save_grant(grant(1, expires_in=-10))
     v0 = store.credentials(MEMBER).version
