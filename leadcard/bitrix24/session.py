@@ -141,19 +141,33 @@ class PortalSession:
                 if moved:
                     raise errors.PortalMoved("portal redirected twice") from None
                 moved = True
-                self._follow_move()
+                renewed = self._follow_move(may_renew=not renewed) or renewed
 
     def _renew(self) -> None:
         renewal = self.credential.renew()
         if renewal.client_endpoint:
             self.endpoint = renewal.client_endpoint
 
-    def _follow_move(self) -> None:
-        """Ask the OAuth server (never `Location`) where the portal lives now; store it."""
+    def _follow_move(self, *, may_renew: bool) -> bool:
+        """Ask the OAuth server (never `Location`) where the portal lives now; store it.
+
+        The token may be past its life as well (the old host redirects before it looks at
+        the token): app.info then refuses it, and the request's one renewal is spent here.
+        Returns whether it was.
+        """
         assert self._remember_move is not None
-        info = self._oauth.app_info(self.credential.access_token)
-        if info.member_id != self.member_id or info.client_endpoint == self.endpoint:
+        redirected_from, renewed = self.endpoint, False
+        try:
+            info = self._oauth.app_info(self.credential.access_token)
+        except errors.TokenRevoked:
+            if not may_renew:
+                raise
+            self._renew()
+            renewed = True
+            info = self._oauth.app_info(self.credential.access_token)
+        if info.member_id != self.member_id or info.client_endpoint == redirected_from:
             raise errors.PortalMoved("OAuth server did not confirm a new address")
         log.warning("portal %s moved to %s", self.member_id, portal_domain(info.client_endpoint))
         self._remember_move(info.client_endpoint, info.domain)
         self.endpoint = info.client_endpoint
+        return renewed
