@@ -1,4 +1,4 @@
-"""cards.build_card: real Bitrix24 payloads, hostile data, odd shapes. Pure, no Flask."""
+"""card.build.build_card: real Bitrix24 payloads, hostile data, odd shapes. Pure, no Flask."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadcard.card import model as cards
-from leadcard.card.model import FIELD_LABELS, ReferenceData, build_card
+from leadcard.card import fields as card_fields, model as cards, values as card_values
+from leadcard.card.build import build_card
+from leadcard.card.fields import FIELD_LABELS
+from leadcard.card.model import ReferenceData
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "fixtures" / "payloads"
 B24_PATH = re.compile(
@@ -72,9 +74,9 @@ def test_reference_data_defaults_are_empty_and_independent():
 
 
 def test_user_ids_of_real_payloads():
-    assert cards.user_ids_of(lead_123()) == {"1"}
+    assert card_fields.user_ids_of(lead_123()) == {"1"}
     # The 2022 capture has no LAST_ACTIVITY_BY at all.
-    assert cards.user_ids_of(lead_35943()) == {"1", "19"}
+    assert card_fields.user_ids_of(lead_35943()) == {"1", "19"}
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,7 @@ def test_user_ids_of_real_payloads():
     ],
 )
 def test_positive_id(value, expected):
-    assert cards.positive_id(value) == expected
+    assert card_values.positive_id(value) == expected
 
 
 def test_user_ids_of_skips_empty_and_junk():
@@ -108,16 +110,16 @@ def test_user_ids_of_skips_empty_and_junk():
         "LAST_ACTIVITY_BY": "12",
         "COMPANY_ID": "3",
     }
-    assert cards.user_ids_of(lead) == {"5", "12"}
+    assert card_fields.user_ids_of(lead) == {"5", "12"}
 
 
 def test_company_and_contact_ids():
-    assert cards.company_id_of(lead_123()) is None
-    assert cards.contact_id_of(lead_123()) is None
-    assert cards.company_id_of({"COMPANY_ID": "0"}) is None
-    assert cards.company_id_of({"COMPANY_ID": "12"}) == "12"
-    assert cards.contact_id_of({"CONTACT_ID": "9"}) == "9"
-    assert cards.contact_id_of({}) is None
+    assert card_fields.company_id_of(lead_123()) is None
+    assert card_fields.contact_id_of(lead_123()) is None
+    assert card_fields.company_id_of({"COMPANY_ID": "0"}) is None
+    assert card_fields.company_id_of({"COMPANY_ID": "12"}) == "12"
+    assert card_fields.contact_id_of({"CONTACT_ID": "9"}) == "9"
+    assert card_fields.contact_id_of({}) is None
 
 
 # --- The docs example (id 123) ---
@@ -202,7 +204,7 @@ def test_stage_colour_and_semantics_from_dictionary():
     assert card.stage.name == "Converted"
     assert card.stage.semantic == "S" and card.stage.semantic_label == "Successful"
     assert card.stage.color == "#37b44a"
-    assert cards.contrast_ratio(card.stage.color, card.stage.text_color) >= 4.5
+    assert card_values.contrast_ratio(card.stage.color, card.stage.text_color) >= 4.5
     junk = build_card({"STATUS_ID": "JUNK", "STATUS_SEMANTIC_ID": "F"}, ref, "de")
     assert junk.stage.semantic == "F" and junk.stage.semantic_label == "Nicht erfolgreich"
 
@@ -235,7 +237,7 @@ def test_unknown_stage_code_is_shown_as_text():
 @settings(max_examples=200)
 @given(st.from_regex(r"#[0-9a-f]{6}", fullmatch=True))
 def test_pill_text_always_readable(color):
-    assert cards.contrast_ratio(color, cards.text_color_on(color)) >= 4.5
+    assert card_values.contrast_ratio(color, card_values.text_color_on(color)) >= 4.5
 
 
 # --- Contact, company and money ---
@@ -654,13 +656,13 @@ def test_unsafe_websites_are_not_links(url):
     ],
 )
 def test_safe_websites_are_links(url, href):
-    assert cards.safe_web_url(url) == href
+    assert card_values.safe_web_url(url) == href
 
 
 @settings(max_examples=300)
 @given(st.text())
 def test_safe_web_url_never_returns_anything_but_http(text):
-    href = cards.safe_web_url(text)
+    href = card_values.safe_web_url(text)
     assert href is None or (
         href.startswith(("http://", "https://"))
         and not any(ch.isspace() or ord(ch) < 32 for ch in href)
@@ -732,7 +734,7 @@ def test_im_values_are_never_links():
     ],
 )
 def test_comments_become_plain_text(raw, expected):
-    assert cards.rich_text_to_plain(raw) == expected
+    assert card_values.rich_text_to_plain(raw) == expected
 
 
 def test_empty_lead_and_missing_keys():
@@ -851,7 +853,7 @@ def test_fields_with_values_of_several_kinds_are_inline():
     ],
 )
 def test_text_cleaning(raw, text):
-    assert cards._text(raw) == text
+    assert card_values.text(raw) == text
 
 
 def test_text_shortcut_for_printable_strings_is_safe():
@@ -859,7 +861,7 @@ def test_text_shortcut_for_printable_strings_is_safe():
     # while everything _CONTROL removes (and "\r") is unprintable.
     for code in range(0x10000):
         ch = chr(code)
-        if cards._CONTROL.match(ch) or ch == "\r":
+        if card_values._CONTROL.match(ch) or ch == "\r":
             assert not ch.isprintable(), hex(code)
 
 

@@ -11,7 +11,8 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
 from leadcard.card import i18n
-from leadcard.card.model import ReferenceData, build_card
+from leadcard.card.build import build_card
+from leadcard.card.model import ReferenceData
 
 LOCALES = ["en", "ru", "de", "es", "pt_BR", "uk", "ja", "ar"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -13,7 +14,8 @@ from flask import Flask, g, render_template
 
 from leadcard.web import assets, frontend
 from leadcard.card import model as cards, i18n
-from leadcard.card.model import ReferenceData, build_card
+from leadcard.card.build import build_card
+from leadcard.card.model import ReferenceData
 
 ROOT = Path(__file__).resolve().parents[2]
 NONCE = "TESTNONCE123"
@@ -321,9 +323,13 @@ def test_card_show_all_fields_uses_details(app):
 
 
 def test_card_rows_follow_the_model(app):
-    # _macros.html unpacks these named tuples into loop variables in this order.
-    assert cards.Field._fields == ("code", "label", "values", "inline", "hint")
-    assert cards.Value._fields == ("text", "kind", "href", "b24_path", "note", "photo", "initials")
+    # _macros.html reads rows and values by attribute name, never by position.
+    assert [f.name for f in dataclasses.fields(cards.Field)] == ["code", "label", "values", "inline", "hint"]
+    assert [f.name for f in dataclasses.fields(cards.Value)] == [
+        "text", "kind", "href", "b24_path", "note", "photo", "initials"
+    ]
+    with pytest.raises(TypeError):
+        iter(cards.Value("x"))  # type: ignore[call-overload]
     lead = dict(
         filled_lead(),
         CREATED_BY_ID="1",
