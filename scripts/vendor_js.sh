@@ -23,7 +23,7 @@ sri() {
 }
 
 expected_sri() {
-    sed -n 's/^B24JSSDK_INTEGRITY = "\(sha384-[^"]*\)"$/\1/p' "$ROOT/leadcard/assets.py"
+    sed -n 's/^B24JSSDK_INTEGRITY = "\(sha384-[^"]*\)"$/\1/p' "$ROOT/leadcard/web/assets.py"
 }
 
 if [[ "${1:-}" == "--check" ]]; then

@@ -5,7 +5,8 @@ npm tarball of ``@bitrix24/b24jssdk@2.2.0`` (global ``B24Js``), copied by
 ``scripts/vendor_js.sh``, minus its last line ``//# sourceMappingURL=index.min.js.map``
 (the map is not vendored, so DevTools would log a 404 for it inside every card). The hash
 below is checked by
-``tests/unit/test_assets.py`` and emitted as ``integrity=`` on the script tag.
+``tests/unit/test_assets.py`` and emitted as ``integrity=`` on the script tag. Browsers check
+it against the decoded bytes, so ``static_files`` may send the file brotli- or gzip-encoded.
 """
 
 from __future__ import annotations

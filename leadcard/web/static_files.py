@@ -60,6 +60,9 @@ SECURITY_HEADERS = (
 COMPRESSIBLE = frozenset({".css", ".js", ".mjs", ".json", ".map", ".svg", ".txt", ".html"})
 MIN_COMPRESS_BYTES = 1024  # below this, the headers cost more than compression saves
 ENCODINGS = {"br": ".br", "gzip": ".gz"}
+# The vendored licence texts (THIRD_PARTY_NOTICES.md links them) read in a browser tab
+# rather than download as application/octet-stream.
+MEDIA_TYPES = {".license": "text/plain"}
 STALE_VARIANT_SECONDS = 7 * 24 * 3600  # variants of files no longer shipped, pruned after
 
 StartResponse = Callable[..., Any]
@@ -160,7 +163,8 @@ class StaticFiles(WhiteNoise):
     def __init__(self, application: Any, root: str, cache_dir: str, *, autorefresh: bool) -> None:
         self.variant_cache = VariantCache(cache_dir)
         super().__init__(
-            application, autorefresh=autorefresh, max_age=None, allow_all_origins=False
+            application, autorefresh=autorefresh, max_age=None, allow_all_origins=False,
+            mimetypes=MEDIA_TYPES,
         )
         self.add_files(root, prefix="static/")
         if not autorefresh:

@@ -131,3 +131,15 @@ def test_no_compressed_copy_is_served_as_a_file_of_its_own(live_app, page_urls):
     for suffix in (".br", ".gz"):
         response = get(live_app, "/static/css/card.css" + suffix)
         assert response.status_code == 404, suffix
+
+
+def test_the_vendored_licence_texts_are_served_as_text(live_app):
+    """THIRD_PARTY_NOTICES.md says the licence texts are served with the static files."""
+    licences = sorted((ROOT / "static/vendor/licenses").iterdir())
+    assert licences
+    for path in licences:
+        response = get(live_app, f"/static/vendor/licenses/{path.name}", None)
+        assert response.status_code == 200, path.name
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.wire == path.read_bytes()   # ~1 KB: sent as it is
