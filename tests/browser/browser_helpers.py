@@ -6,7 +6,6 @@ Kept out of conftest.py so test modules never ``import conftest`` (the repo has 
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -14,6 +13,8 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
+
+from devtools.harness import AppProcess
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -26,9 +27,6 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
-
-CLIENT_ID = "local.leadcard.browser"
-CLIENT_SECRET = "browser-client-secret-" + "s" * 24
 
 # Sample leads on portal "a" (devtools/devportal/data.py) the card must render.
 SAMPLE_LEADS = {101: "rich", 102: "minimal", 103: "hostile", 105: "failed", 106: "converted",
@@ -62,23 +60,8 @@ def _loopback(url: str) -> bool:
     return parts.hostname == "127.0.0.1"
 
 
-class AppServer:
-    def __init__(self, url: str, proc: subprocess.Popen, log_path: Path) -> None:
-        self.url = url
-        self.proc = proc
-        self.log_path = log_path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size
-
-    def log_since(self, offset: int) -> str:
-        with open(self.log_path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read().decode(errors="replace")
-
+# The `app_server` fixture: Lead Card under gunicorn (url, log(), log_size(), log_since()).
+AppServer = AppProcess
 
 
 # --- page + watcher -------------------------------------------------------------

@@ -16,18 +16,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
-from browser_helpers import (CHROMIUM, CHROMIUM_ARGS, CLIENT_ID, CLIENT_SECRET, REPO, AppServer,
-                             Watch, new_page)
-from devtools.devportal import Simulator
-from devtools.devportal.servers import free_port
+from devtools.harness import StartupError, app_settings, free_port, new_simulator, sqlite_url
+from tests.browser.browser_helpers import CHROMIUM, CHROMIUM_ARGS, AppServer, Watch, new_page
 
 
 # --- environment -------------------------------------------------------------------------
@@ -59,8 +53,7 @@ def app_port() -> int:
 
 @pytest.fixture(scope="module")
 def sim(app_port):
-    simulator = Simulator(app_url=f"http://127.0.0.1:{app_port}", client_id=CLIENT_ID,
-                          client_secret=CLIENT_SECRET)
+    simulator = new_simulator(f"http://127.0.0.1:{app_port}")
     simulator.start()
     yield simulator
     simulator.stop()
@@ -69,49 +62,20 @@ def sim(app_port):
 @pytest.fixture(scope="module")
 def app_server(sim, app_port, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("leadcard-gunicorn")
-    url = f"http://127.0.0.1:{app_port}"
-    env = dict(
-        os.environ,
-        **sim.app_settings(),
-        SECRET_KEY="browser-suite-secret-key-" + "k" * 24,
-        DATABASE_URL=f"sqlite:///{tmp}/leadcard.sqlite3",
-        INSTANCE_PATH=str(tmp / "instance"),
-        TOKEN_KEYS=Fernet.generate_key().decode(),
-        HOST="127.0.0.1",
-        PORT=str(app_port),
-        WEB_CONCURRENCY="2",
-        GUNICORN_ACCESS_LOG="-",
-        LOG_LEVEL="INFO",
-    )
-    env.pop("REDIS_URL", None)
-    log_path = tmp / "gunicorn.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = AppServer(url, proc, log_path)
+    settings = app_settings(app_url=f"http://127.0.0.1:{app_port}", oauth_url=sim.oauth_url,
+                            database_url=sqlite_url(tmp), instance_path=tmp / "instance",
+                            LOG_LEVEL="INFO")
+    # SIGINT: gunicorn's quick shutdown; TERM would wait for views in flight.
+    server = AppServer(settings, port=app_port, log_path=tmp / "gunicorn.log", workers=2,
+                       stop_signal=signal.SIGINT, stop_timeout=15, GUNICORN_ACCESS_LOG="-")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited during start-up:\n{server.log()[-3000:]}")
-            try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"Lead Card did not become healthy:\n{server.log()[-3000:]}")
-            time.sleep(0.1)
+        server.start(timeout=30)
+    except StartupError as exc:
+        pytest.fail(str(exc))
+    try:
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)   # gunicorn's quick shutdown; TERM waits for views in flight
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from browser_helpers import csp_violations, open_lead_tab
+from tests.browser.browser_helpers import csp_violations, open_lead_tab
 
 PORTAL_PATH = re.compile(r"^/(?:crm/(?:lead|deal|contact|company)/details/\d+/|"
                          r"crm/type/\d+/details/\d+/|company/personal/user/\d+/)$")

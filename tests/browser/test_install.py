@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from browser_helpers import assert_page_assets, open_lead_tab
+from tests.browser.browser_helpers import assert_page_assets, open_lead_tab
 
 
 def test_install_through_marketplace_page(sim, app_server, page, watch):

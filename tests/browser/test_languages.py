@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_helpers import expected, open_lead_tab
+from tests.browser.browser_helpers import expected, open_lead_tab
 
 # LANG → (catalog, amount of lead 101 = 48 500.00 EUR, its BIRTHDATE 1986-03-14)
 CASES = {

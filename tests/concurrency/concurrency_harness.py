@@ -3,13 +3,16 @@
 - `Stack`: the simulator (in this process), the app's database, and an in-process app that
   installs portals through the real flow (install POST + ONAPPINSTALL over HTTP) and lets the
   test read and decrypt the store. Nothing between the app and the simulator is mocked.
-- `Gunicorn`: the app exactly as production runs it (`gunicorn -c gunicorn.conf.py`,
-  gthread workers), in its own process group; stopped (group SIGTERM, then SIGKILL) in finally.
+- `Gunicorn`: the app exactly as production runs it (devtools/harness `AppProcess`:
+  `gunicorn -c gunicorn.conf.py`, gthread workers, its own process group, stopped by group
+  SIGTERM, then SIGKILL) with the stack's settings.
 - `Driver`: one OS process (`stored_call.py`) that builds the app with `create_app()` and makes
   one REST call with the portal's *stored* grant, after an optional "go" on stdin so several
   drivers start their calls at the same instant.
 
 Every loop here is bounded by a deadline; every process started here is killed by process group.
+The settings, the launchers and the in-process server are devtools/harness; this module adds
+what the concurrency suite needs on top (the stack's store, drivers, /proc socket counts).
 """
 
 from __future__ import annotations
@@ -32,40 +35,25 @@ from typing import Any, Callable, Iterator
 import pytest
 import requests
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
-from werkzeug.serving import make_server
 
-from bench.procfs import children_of
-from devtools.devportal import Simulator
-from devtools.devportal.servers import free_port
+from devtools.harness import (
+    AppProcess,
+    Served,
+    app_settings,
+    free_port,
+    new_simulator,
+    process_env,
+    wait_until,
+)
+from devtools.harness.settings import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ROOT", "free_port", "wait_until"]
+
 HERE = Path(__file__).resolve().parent
-CLIENT_ID = "local.leadcard.concurrency"
-CLIENT_SECRET = "concurrency-client-secret-" + "c" * 24
-
-# Settings the app reads from the environment: never inherited from the developer's shell.
-APP_ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "TOKEN_KEYS", "DB_AUTO_MIGRATE", "B24_OAUTH_URL",
-                "B24_CLIENT_ID", "B24_CLIENT_SECRET", "APP_URL", "SECRET_KEY", "B24_ALLOW_HTTP",
-                "WEB_CONCURRENCY", "GUNICORN_THREADS", "PORT", "HOST", "B24_RATE_PER_SECOND",
-                "B24_RATE_BURST", "VIEW_BUDGET_SECONDS", "GUNICORN_ACCESS_LOG")
 
 # Designed error pages: 5xx the app means to send (security.md §4.2), each with a problem code.
 DESIGNED_5XX = {502, 503, 504}
 PROBLEM = re.compile(r'data-problem="([a-z_]+)"')
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, message: str,
-               interval: float = 0.02) -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for: {message}")
-        time.sleep(interval)
 
 
 def problem_code(body: str) -> str | None:
@@ -88,24 +76,15 @@ class Stack:
         self.database_url = database_url
         self.port = free_port()
         self.app_url = f"http://127.0.0.1:{self.port}"
-        self.sim = Simulator(app_url=self.app_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-        self.settings: dict[str, str] = {
-            "B24_CLIENT_ID": CLIENT_ID,
-            "B24_CLIENT_SECRET": CLIENT_SECRET,
-            "APP_URL": self.app_url,
-            "SECRET_KEY": "concurrency-secret-key-" + "k" * 24,
-            "B24_ALLOW_HTTP": "1",
-            "DATABASE_URL": database_url,
-            "TOKEN_KEYS": Fernet.generate_key().decode(),
-            "DB_AUTO_MIGRATE": "1",
-            "LOG_LEVEL": "WARNING",
-            # The grant journal (and any key file) of this stack stays in its tmp folder.
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            **extra,
-        }
+        self.sim = new_simulator(self.app_url)
+        # The grant journal (and any key file) of this stack stays in its tmp folder.
+        self.settings: dict[str, str] = app_settings(
+            app_url=self.app_url, oauth_url="", database_url=database_url,
+            instance_path=tmp_path / "instance",
+            **{"DB_AUTO_MIGRATE": "1", "LOG_LEVEL": "WARNING", **extra})
+        del self.settings["B24_OAUTH_URL"]  # set by start(), once the simulator has its port
         self.app = None
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._served: Served | None = None
 
     # lifecycle
     def start(self) -> "Stack":
@@ -118,17 +97,12 @@ class Stack:
 
     def serve(self) -> None:
         """Serve the in-process app on the app port (werkzeug, threaded)."""
-        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._served = Served(self.app, self.port)
 
     def stop_serving(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-            if self._thread is not None:
-                self._thread.join(timeout=5)
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
 
     def close(self) -> None:
         self.stop_serving()
@@ -150,11 +124,7 @@ class Stack:
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for an app process: this stack's settings, nothing from the shell."""
-        env = {k: v for k, v in os.environ.items() if k not in APP_ENV_KEYS}
-        env.update(self.settings)
-        env["PYTHONPATH"] = str(ROOT)
-        env.update(extra)
-        return env
+        return process_env(self.settings, **extra)
 
     def post(self, url: str, form: dict, timeout: float = 30, **kw: Any) -> requests.Response:
         if not url.startswith("http"):
@@ -285,75 +255,18 @@ def connections_to(pids: list[int], port: int) -> int:
     return sum(len(_socket_inodes(pid) & inodes) for pid in pids)
 
 
-class Gunicorn:
+class Gunicorn(AppProcess):
     """`python -m gunicorn -c gunicorn.conf.py` for a stack, on the stack's app port."""
 
     def __init__(self, stack: Stack, workers: int = 2, threads: int = 4, port: int | None = None,
                  **extra: str) -> None:
         """`port` other than the stack's: a second "host" sharing the database (APP_URL is
         still the stack's: the registered handler URL)."""
+        super().__init__(stack.settings, port=port or stack.port,
+                         log_path=stack.tmp_path / f"gunicorn-{uuid.uuid4().hex[:6]}.log",
+                         workers=workers, threads=threads, GUNICORN_GRACEFUL_TIMEOUT="3",
+                         GUNICORN_ACCESS_LOG="-", **extra)
         self.stack = stack
-        port = port or stack.port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = stack.tmp_path / f"gunicorn-{uuid.uuid4().hex[:6]}.log"
-        self.env = stack.env(HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY=str(workers),
-                             GUNICORN_THREADS=str(threads), GUNICORN_GRACEFUL_TIMEOUT="3",
-                             GUNICORN_ACCESS_LOG="-", **extra)
-        self.workers = workers
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30) -> "Gunicorn":
-        log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-                                     cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-
-        def healthy() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, \
-                "gunicorn exited during start-up:\n" + self.log()[-3000:]
-            try:
-                ok = requests.get(self.url + "/healthz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-            return ok and len(self.worker_pids()) == self.workers
-
-        wait_until(healthy, timeout, "gunicorn /healthz and all workers up", interval=0.1)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def worker_pids(self) -> list[int]:
-        return children_of(self.pid)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the group, if any
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-            pass
 
 
 # An access-log line per request naming the worker pid (%(p)s), for tests that check which

@@ -39,7 +39,7 @@ from leadcard.bitrix24.rest import Deadline
 from leadcard.core.config import normalise_database_url
 from leadcard.storage.portals import ACTIVE, portals
 
-from concurrency_harness import DESIGNED_5XX, gunicorns, problem_code, running_stack, wait_until
+from tests.concurrency.concurrency_harness import DESIGNED_5XX, gunicorns, problem_code, running_stack, wait_until
 from tests.security.harness import TcpProxy
 
 pytestmark = pytest.mark.slow

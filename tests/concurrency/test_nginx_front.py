@@ -33,7 +33,7 @@ import pytest
 import requests
 from markupsafe import escape
 
-from concurrency_harness import ROOT, Stack, gunicorns, running_stack, wait_until
+from tests.concurrency.concurrency_harness import ROOT, Stack, gunicorns, running_stack, wait_until
 from deploy import tls
 from devtools.devportal.servers import free_port
 

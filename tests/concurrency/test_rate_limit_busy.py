@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from markupsafe import escape
 
-from concurrency_harness import gunicorns, problem_code, running_stack
+from tests.concurrency.concurrency_harness import gunicorns, problem_code, running_stack
 
 pytestmark = pytest.mark.slow
 

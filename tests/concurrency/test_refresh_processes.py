@@ -28,7 +28,7 @@ from leadcard.core import errors
 from leadcard.bitrix24.rest import Deadline
 from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED
 
-from concurrency_harness import ROOT, pg_backends_waiting_on_lock, running_stack, wait_until
+from tests.concurrency.concurrency_harness import ROOT, pg_backends_waiting_on_lock, running_stack, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from concurrency_harness import ROOT, Stack, wait_until
+from tests.concurrency.concurrency_harness import ROOT, Stack, wait_until
 
 
 def procfile_line(kind: str) -> str:

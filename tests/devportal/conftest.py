@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from devportal_helpers import CLIENT_ID, CLIENT_SECRET, FakeApp, Rest
-from devtools.devportal import Simulator
+from devtools.harness import new_simulator
+from tests.devportal.devportal_helpers import CLIENT_ID, CLIENT_SECRET, FakeApp, Rest
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def fake_app():
 
 @pytest.fixture(scope="session")
 def sim(fake_app):
-    simulator = Simulator(app_url=fake_app.url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    simulator = new_simulator(fake_app.url)
     simulator.start()
     yield simulator
     simulator.stop()

@@ -17,9 +17,9 @@ from werkzeug.serving import make_server
 
 from devtools.devportal import Simulator
 from devtools.devportal.servers import QuietHandler
+from devtools.harness import CLIENT_ID, CLIENT_SECRET
 
-CLIENT_ID = "local.64f1c0a5e1b2d3.12345678"
-CLIENT_SECRET = "Zq0p-test-secret"
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "FakeApp", "Rest"]
 
 # The real @bitrix24/b24jssdk UMD bundle, if the repo vendors one (or B24JSSDK_UMD
 # points at it): the browser test then runs the official frame client against our

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from devportal_helpers import CLIENT_ID, CLIENT_SECRET
+from tests.devportal.devportal_helpers import CLIENT_ID, CLIENT_SECRET
 
 TOKEN_KEYS = {"access_token", "expires", "expires_in", "scope", "domain", "server_endpoint", "status",
               "client_endpoint", "member_id", "user_id", "refresh_token"}

@@ -17,105 +17,54 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import tempfile
 import socket
+import tempfile
 import threading
 import time
-import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import requests
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from markupsafe import escape
-from werkzeug.serving import make_server
 
 from devtools.devportal import Simulator
-from devtools.devportal.servers import free_port
+from devtools.harness import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    SECRET_KEY,
+    LiveApp,
+    Served,
+    free_port,
+    new_simulator,
+    serve_app,
+)
+from devtools.harness import app_settings as harness_settings
 
-CLIENT_ID = "local.leadcard.security"
-CLIENT_SECRET = "sec-client-secret-" + uuid.uuid4().hex  # unique per run: greppable
-SECRET_KEY = "security-suite-secret-key-" + uuid.uuid4().hex
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "SECRET_KEY", "LiveApp", "Served", "free_port"]
+
 TRACE_MARKERS = ("Traceback", 'File "', "werkzeug.exceptions", "sqlalchemy.exc",
                  "Internal Server Error", "The server encountered an internal error")
 
 
-# --- servers ----------------------------------------------------------------------------
-
-class Served:
-    """A WSGI app on a loopback port in a daemon thread (fast shutdown)."""
-
-    def __init__(self, wsgi, port: int = 0) -> None:
-        self.server = make_server("127.0.0.1", port, wsgi, threaded=True)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class LiveApp:
-    def __init__(self, app, served: Served) -> None:
-        self.app = app
-        self.served = served
-        self.url = served.url
-        self.port = served.port
-
-    @property
-    def services(self):
-        return self.app.extensions["leadcard"]
-
-    @property
-    def store(self):
-        return self.services.store
-
-    def post(self, url_or_path: str, form: Any = None, **kw) -> requests.Response:
-        url = url_or_path if url_or_path.startswith("http") else self.url + url_or_path
-        kw.setdefault("timeout", 30)
-        return requests.post(url, data=form, allow_redirects=False, **kw)
-
-    def get(self, path: str, **kw) -> requests.Response:
-        kw.setdefault("timeout", 30)
-        return requests.get(self.url + path, allow_redirects=False, **kw)
-
-    def stop(self) -> None:
-        self.served.stop()
-        self.services.engine.dispose()
-
+# --- servers (devtools/harness) -----------------------------------------------------------
 
 def app_settings(sim: Simulator, port: int, database_url: str, **extra: Any) -> dict:
-    return {
-        "B24_CLIENT_ID": CLIENT_ID,
-        "B24_CLIENT_SECRET": CLIENT_SECRET,
-        "APP_URL": f"http://127.0.0.1:{port}",
-        "SECRET_KEY": SECRET_KEY,
-        "B24_OAUTH_URL": sim.oauth_url,
-        "B24_ALLOW_HTTP": "1",
-        "DATABASE_URL": database_url,
-        "DB_AUTO_MIGRATE": "1",
+    """The app on ``port`` against ``sim``; migrations on start (SQLite and PostgreSQL)."""
+    return harness_settings(
+        app_url=f"http://127.0.0.1:{port}", oauth_url=sim.oauth_url, database_url=database_url,
         # The grant journal of this app stays out of the repository's instance/ folder.
-        "INSTANCE_PATH": tempfile.mkdtemp(prefix="leadcard-security-"),
-        "TOKEN_KEYS": Fernet.generate_key().decode(),
-        **extra,
-    }
+        instance_path=tempfile.mkdtemp(prefix="leadcard-security-"),
+        **{"DB_AUTO_MIGRATE": "1", **extra})
 
 
 def start_app(settings: dict, port: int) -> LiveApp:
-    from app import create_app
-
-    app = create_app(settings)
-    return LiveApp(app, Served(app, port))
+    return serve_app(settings, port)
 
 
 def start_sim(app_port: int) -> Simulator:
-    return Simulator(app_url=f"http://127.0.0.1:{app_port}", client_id=CLIENT_ID,
-                     client_secret=CLIENT_SECRET).start()
+    return new_simulator(f"http://127.0.0.1:{app_port}").start()
 
 
 def install_portal(sim: Simulator, live: LiveApp, name: str = "a"):
