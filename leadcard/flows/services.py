@@ -96,7 +96,7 @@ def build_services(settings: Settings, transport: Transport | None = None) -> Se
     transport = transport or Urllib3Transport()
     engine = db.make_engine(settings.database_url)
     keyring = KeyRing.from_settings(settings.token_keys, settings.instance_path)
-    # Renewed grants not yet committed survive a crash here (tokens.py, grant_journal.py).
+    # Renewed grants not yet committed survive a crash here (storage/refresh.py, grant_journal.py).
     journal = GrantJournal(os.path.join(settings.instance_path, "grant-journal"), keyring)
     store = PortalStore(engine, keyring, settings.secret_key, journal=journal)
     oauth = OAuthClient(settings, transport)

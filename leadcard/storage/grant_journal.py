@@ -1,8 +1,8 @@
 """The local journal of refreshed grants not yet committed to the database.
 
 Bitrix24 rotates the refresh token on use: once the OAuth server has answered a refresh, the
-stored refresh token is spent and the answer is the only valid pair. `PortalStore.refresh` (refresh.py)
-writes that answer here (encrypted by the key ring, fsynced) *before* it writes the row, and
+stored refresh token is spent and the answer is the only valid pair. `refresh.py` writes that
+answer here (encrypted by the key ring, fsynced) *before* it writes the row, and
 removes it once the row is committed. If the process dies in between (SIGKILL, OOM, host
 reboot), the next refresh of that portal on this host finds the entry, sees that the row
 still holds the spent pair the entry replaces, and stores the entry instead of spending the

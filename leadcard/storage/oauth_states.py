@@ -33,7 +33,8 @@ class OAuthStates:
         state = secrets.token_urlsafe(24)
         now = time.time()
         with writing(self._engine) as conn:
-            conn.execute(oauth_states.delete().where(oauth_states.c.created_at < now - OAUTH_STATE_TTL))
+            conn.execute(
+                oauth_states.delete().where(oauth_states.c.created_at < now - OAUTH_STATE_TTL))
             conn.execute(oauth_states.insert().values(
                 state_hash=self._hash(state), member_id=member_id, created_at=now))
         return state
@@ -42,7 +43,8 @@ class OAuthStates:
         """The member_id a valid `state` was issued for; the state is spent either way."""
         key = self._hash(state)
         with writing(self._engine) as conn:
-            row = conn.execute(sa.select(oauth_states).where(oauth_states.c.state_hash == key)).first()
+            row = conn.execute(
+                sa.select(oauth_states).where(oauth_states.c.state_hash == key)).first()
             # Expired states go here too, not only when a new one is made.
             conn.execute(oauth_states.delete().where(
                 (oauth_states.c.state_hash == key)
