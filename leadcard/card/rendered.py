@@ -3,14 +3,24 @@
 Building and rendering a card is most of the CPU a view spends in the app (bench/run.py,
 docs/performance.md), and a lead is opened again and again with nothing changed: by the same
 salesperson switching tabs, by colleagues, by Bitrix24 reloading the tab. So the finished HTML
-is kept per process, keyed by a digest of *every* input the page depends on — the lead, each
-reference dictionary, the users, company and contact, the UI language and format locale, and
-the verified portal origin (avatar URLs are checked against it). Anything that changes gives
-another key, so a stale card is never served; the lead itself is still read from Bitrix24
-with the viewer's token on every view, so access rights are checked every time.
+is kept per process, keyed by a digest of a :class:`CardInputs` — every input
+``templates/card.html`` reads, gathered in one value the view fills and the store keys on as a
+whole, so an input added there is in the key without anyone remembering to add it
+(tests/unit/test_card_inputs.py fails when the templates read something CardInputs does not
+carry). Anything that changes gives another key, so a stale card is never served; the lead
+itself is still read from Bitrix24 with the viewer's token on every view, so access rights are
+checked every time.
+
+Is it worth it? Measured in-process on the rich sample lead (101), best of 7 x 200 runs:
+building and rendering its card costs ~1.2 ms of CPU (0.9 ms while the templates still
+unpacked tuples), the digest ~0.07 ms. A warm view saves ~1.1 ms: ~0.6 % of a view at 200 ms
+upstream latency, under the 1 % bar issue 11 sets for benchmark-driven tricks, but ~2 % at
+the benchmark's 50 ms, where the warm-view ratio (1.08) would become the "lead edited" row's
+1.11 and miss its <= 1.10 target (docs/performance.md). Kept for that target; the key is
+derived, not hand-listed, so it cannot go stale.
 
 Values that differ per response are not part of the stored HTML: the CSP nonce is rendered as
-a per-process stand-in and replaced for each response (`security.reusable_render`).
+a per-process stand-in and replaced for each response (`security.render_reusable`).
 
 Pages hold lead data, so they stay in worker memory only: never in Redis or on disk, at most
 `max_entries` of them, each for at most `ttl` seconds (the reference-data TTL by default), and
@@ -27,13 +37,35 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from leadcard.card.model import ReferenceData
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """Everything the rendered card page depends on, and so its reuse key.
+
+    The key is this whole value (``digest`` serialises every field, the reference data's
+    too): a new input goes here, never into the template call beside it. Per-process
+    constants (static file hashes, the frame library's URL, the config) and the per-response
+    CSP nonce are not inputs; ``tests/unit/test_card_inputs.py`` lists what the templates read.
+    """
+
+    lead: dict  # the crm.lead.get result, read just now with the viewer's token
+    reference: ReferenceData
+    # Babel format locale: numbers and dates, and also the texts' catalog and <html lang>
+    # (flask-babel chooses both by it), so the Bitrix24 LANG it came from adds nothing.
+    locale: str
+    frame_origin: str | None  # verified portal origin: which avatar URLs the CSP loads
+
 
 def digest(inputs: Any) -> bytes:
-    """A 128-bit digest of JSON-shaped inputs (dicts, lists, str, numbers, None).
+    """A 128-bit digest of JSON-shaped inputs (dicts, lists, str, numbers, None, and
+    dataclasses such as :class:`CardInputs`, field by field).
 
     Keys are sorted: the same data can arrive in another order (users gathered from a batch
     answer one view, from the cache the next). orjson: well under 0.1 ms for a rich lead's
@@ -45,7 +77,8 @@ def digest(inputs: Any) -> bytes:
 
 class RenderedCards:
     """A thread-safe LRU of rendered pages keyed by `digest`, each kept at most ``ttl`` seconds;
-    ``max_entries=0`` disables it."""
+    ``max_entries=0`` (``CARD_CACHE_ENTRIES=0``) disables it. Saves ~1.1 ms of CPU per warm
+    view: ~0.6 % at 200 ms upstream latency, ~2 % at 50 ms (module docstring)."""
 
     def __init__(
         self, max_entries: int = 256, ttl: float = 600.0, *,

@@ -135,6 +135,7 @@ def build_services(settings: Settings, transport: Transport | None = None) -> Se
         cache=make_cache(redis_client, breaker),
         bucket=bucket,
         redis=breaker,
+        # Saves ~1.1 ms CPU per warm view: ~0.6 % at 200 ms upstream, ~2 % at 50 ms (rendered.py).
         rendered=RenderedCards(settings.card_cache_entries, ttl=settings.reference_ttl),
         events=ProcessedEvents(engine),
         # Always the database bucket: these limits are few and rare, must hold across hosts,

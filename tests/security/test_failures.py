@@ -443,7 +443,7 @@ def test_postgresql_unavailable_is_designed_503_and_recovers(sim, app_port, app_
 
 def test_unexpected_exception_is_designed_500_page(sim, live_app, installed, monkeypatch):
     """F23: whatever breaks inside, the user sees the designed page with a support code."""
-    from leadcard.card import model as cards
+    from leadcard.card import build as cards
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals " + json.dumps({"where": "build_card"}))

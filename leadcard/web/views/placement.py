@@ -2,11 +2,12 @@
 
 from flask import Blueprint, g, render_template, request
 
-from leadcard.card import model as cards, i18n
-from leadcard.web import security
-from leadcard.flows import services, lead_tab as viewer
-from leadcard.core.grant import portal_origin
 from leadcard.bitrix24.payloads import parse_placement
+from leadcard.card import build
+from leadcard.card.rendered import CardInputs
+from leadcard.core.grant import portal_origin
+from leadcard.flows import lead_tab as tab_flow, services
+from leadcard.web import frontend, security
 
 bp = Blueprint("placement", __name__)
 
@@ -16,16 +17,19 @@ def lead_tab() -> tuple[str, int]:
     req = parse_placement(request.args, request.form)
     g.lang = req.frame.lang
     svc = services.current()
-    view = viewer.open_lead(svc, req)
+    view = tab_flow.open_lead(svc, req)
     security.set_frame_origin(portal_origin(view.portal.client_endpoint))
-    locale = i18n.format_locale_for_lang(req.frame.lang)
-    ref = view.reference
+    inputs = CardInputs(
+        lead=view.lead,
+        reference=view.reference,
+        locale=frontend.current_locale(),  # what the template's texts and formats use
+        frame_origin=g.get("frame_origin"),  # what its avatar_src filter checks against
+    )
+    page = svc.rendered.page(inputs, lambda: render_card(inputs))
+    return security.with_own_nonce(page), 200
 
-    def render() -> str:
-        card = cards.build_card(view.lead, ref, locale)
-        return security.render_reusable(lambda: render_template("card.html", card=card))
 
-    # Everything the page depends on (rendered.py); the lead was read just now either way.
-    inputs = (view.lead, ref.fields, ref.statuses, ref.currencies, ref.users, ref.companies,
-              ref.contacts, req.frame.lang, locale, g.get("frame_origin"))
-    return security.with_own_nonce(svc.rendered.page(inputs, render)), 200
+def render_card(inputs: CardInputs) -> str:
+    """The card page for ``inputs``, with the nonce stand-in (reusable by later responses)."""
+    card = build.build_card(inputs.lead, inputs.reference, inputs.locale)
+    return security.render_reusable(lambda: render_template("card.html", card=card))
