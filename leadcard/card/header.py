@@ -56,7 +56,8 @@ def _stage(ctx: Context) -> Stage | None:
     if not code:
         return None
     item = ctx.status_item("STATUS", code) or {}
-    extra = item.get("EXTRA") if isinstance(item.get("EXTRA"), Mapping) else {}
+    extra_raw = item.get("EXTRA")
+    extra = extra_raw if isinstance(extra_raw, Mapping) else {}
     semantic = ctx.text("STATUS_SEMANTIC_ID").upper()
     if semantic not in SEMANTIC_LABELS:
         semantic = text(item.get("SEMANTICS")).upper()

@@ -55,7 +55,7 @@ class Value:
     @property
     def external(self) -> bool:
         """Opens outside the app (new tab, no referrer)."""
-        return bool(self.href) and self.href.startswith(("http://", "https://"))
+        return self.href is not None and self.href.startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,8 @@ def _crm(ctx: Context, item: object, shown: str, meta: Mapping) -> Value:
 
 
 def _crm_status(ctx: Context, item: object, shown: str, meta: Mapping) -> Value:
-    settings = meta.get("settings") if isinstance(meta.get("settings"), Mapping) else {}
+    raw_settings = meta.get("settings")
+    settings = raw_settings if isinstance(raw_settings, Mapping) else {}
     entity = text(settings.get("ENTITY_TYPE"))
     return Value(text=(ctx.status_name(entity, shown) if entity else None) or shown)
 
