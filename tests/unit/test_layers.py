@@ -88,6 +88,18 @@ def test_nothing_imports_upward_or_sideways():
     assert not broken, "\n".join(sorted(set(broken)))
 
 
+def test_the_runtime_has_one_http_stack():
+    """Portal REST and the OAuth server share one transport (bitrix24/http.py, urllib3):
+    requests and Authlib are test and tool dependencies only."""
+    offenders = sorted(
+        f"{module_name(path)} imports {target}"
+        for path in runtime_modules()
+        for target in imports_of(path)
+        if target.split(".")[0] in ("requests", "authlib", "httpx", "aiohttp")
+    )
+    assert not offenders, offenders
+
+
 def test_the_rule_would_catch_a_violation():
     """The checker itself: a card module importing flows, or storage importing bitrix24."""
     assert layer_of("leadcard.flows.services") == ("flows", 2)
