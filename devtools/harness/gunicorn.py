@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -30,17 +31,18 @@ class StartupError(RuntimeError):
 class AppProcess:
     """One gunicorn master and its workers, serving ``settings`` on ``127.0.0.1:port``."""
 
-    def __init__(self, settings: Mapping[str, str], *, port: int, log_path: Path,
+    def __init__(self, settings: Mapping[str, str], *, port: int, log_path: Path | None,
                  workers: int = 2, threads: int | None = None, app_spec: str | None = None,
                  conf: str = "gunicorn.conf.py", args: Sequence[str] = (),
                  stop_signal: int = signal.SIGTERM, stop_timeout: float = 10.0,
                  **extra_env: str) -> None:
         """``app_spec``: a WSGI app other than gunicorn.conf.py's own (the bench's baseline);
         ``stop_signal``: what the group gets first (SIGINT: gunicorn's quick shutdown,
-        SIGTERM: graceful); ``extra_env``: gunicorn knobs such as GUNICORN_ACCESS_LOG."""
+        SIGTERM: graceful); ``log_path`` None: the output goes to this process's own (the
+        demo's terminal); ``extra_env``: gunicorn knobs such as GUNICORN_ACCESS_LOG."""
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.log_path = Path(log_path)
+        self.log_path = Path(log_path) if log_path is not None else None
         self.workers = workers
         self.stop_signal = stop_signal
         self.stop_timeout = stop_timeout
@@ -56,21 +58,32 @@ class AppProcess:
     # lifecycle
     def start(self, timeout: float = 30.0) -> "AppProcess":
         """Start and wait until /healthz answers 200 and all workers are up."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+        if self.log_path is None:
+            self.proc = self._spawn(None)
+        else:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "ab") as log:
+                self.proc = self._spawn(log)
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if self.proc.poll() is not None:
-                raise StartupError(f"gunicorn exited during start-up:\n{self.log()[-3000:]}")
+                raise StartupError(f"gunicorn exited during start-up:\n{self._log_tail()}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise StartupError(f"Lead Card did not become healthy at {self.url} within "
-                                   f"{timeout:g}s:\n{self.log()[-3000:]}")
+                                   f"{timeout:g}s:\n{self._log_tail()}")
             time.sleep(0.1)
         return self
+
+    def _spawn(self, log: Any) -> subprocess.Popen:
+        # its own session: the caller's Ctrl-C does not reach the workers behind its back,
+        # and stop() can end the whole group
+        return subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT if log else None,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def _log_tail(self) -> str:
+        return self.log()[-3000:] if self.log_path else "(see its output above)"
 
     def _healthy(self) -> bool:
         try:
@@ -124,15 +137,19 @@ class AppProcess:
         return [self.pid, *self.worker_pids()]
 
     def log(self) -> str:
+        if self.log_path is None:
+            return ""
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 
     def log_size(self) -> int:
+        assert self.log_path is not None, "output not captured"
         return self.log_path.stat().st_size
 
     def log_since(self, offset: int) -> str:
+        assert self.log_path is not None, "output not captured"
         with open(self.log_path, "rb") as fh:
             fh.seek(offset)
             return fh.read().decode(errors="replace")
