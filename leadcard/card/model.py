@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any
 
 # --- Input ------------------------------------------------------------------
 
@@ -114,29 +113,3 @@ class Card:
 
     def section(self, key: str) -> Section | None:
         return next((s for s in self.sections if s.key == key), None)
-
-
-# --- Old import paths ----------------------------------------------------------
-
-# Callers outside the card package (flows, web) imported these from here while model.py was
-# the whole card engine; they now live in the module that owns them. Resolved lazily so
-# model.py stays free of the modules that import it.
-_MOVED = {
-    "build_card": "leadcard.card.build",
-    "safe_web_url": "leadcard.card.values",
-    "positive_id": "leadcard.card.values",
-    "USER_FIELDS": "leadcard.card.fields",
-    "FIELD_LABELS": "leadcard.card.fields",
-    "user_ids_of": "leadcard.card.fields",
-    "company_id_of": "leadcard.card.fields",
-    "contact_id_of": "leadcard.card.fields",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)

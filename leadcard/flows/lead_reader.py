@@ -25,13 +25,8 @@ from typing import Any
 from leadcard.core import errors
 from leadcard.bitrix24.session import PortalSession
 from leadcard.storage.cache import Cache
-from leadcard.card.model import (
-    USER_FIELDS,
-    ReferenceData,
-    company_id_of,
-    contact_id_of,
-    user_ids_of,
-)
+from leadcard.card.fields import USER_FIELDS, company_id_of, contact_id_of, user_ids_of
+from leadcard.card.model import ReferenceData
 
 log = logging.getLogger(__name__)
 

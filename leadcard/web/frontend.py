@@ -28,7 +28,7 @@ from flask_babel import Babel, get_locale
 
 from leadcard.web import assets, static_files
 from leadcard.card import i18n
-from leadcard.card.model import safe_web_url
+from leadcard.card.values import safe_web_url
 
 
 class ScriptAsset(NamedTuple):

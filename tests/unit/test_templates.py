@@ -13,7 +13,8 @@ import pytest
 from flask import Flask, g, render_template
 
 from leadcard.web import assets, frontend
-from leadcard.card import model as cards, i18n
+from leadcard.card import i18n
+from leadcard.card import model as cards
 from leadcard.card.build import build_card
 from leadcard.card.model import ReferenceData
 
