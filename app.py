@@ -29,7 +29,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 
-    app.config["SECRET_KEY"] = settings.secret_key
+    # No Flask SECRET_KEY, on purpose: without one Flask gives every request its read-only
+    # null session and refuses any write, so the card can neither read nor set a session
+    # cookie (threats.md §3.2). settings.secret_key keys the app's own hashes instead.
     services = build_services(settings)
     if not _loaded_by_flask_command():
         # A host serves only on the schema its code needs (migrating the embedded default

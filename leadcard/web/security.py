@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 
 from flask import Flask, Response, g, request
-from flask.sessions import NullSession, SessionInterface
 
 MAX_BODY_BYTES = 64 * 1024  # a frame POST is ~1 KB; 64 KB leaves room, 10 MB is refused
 MAX_FORM_PARTS = 200
@@ -67,33 +66,7 @@ def with_own_nonce(html: str) -> str:
     return html.replace(_NONCE_STAND_IN, csp_nonce())
 
 
-class NoSession(NullSession):
-    """The only session a request gets: empty, read-only."""
-
-    def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise RuntimeError(
-            "Lead Card keeps no session: every Bitrix24 request carries its own credential "
-            "and nothing may set a cookie (leadcard/web/security.py)"
-        )
-
-    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _refuse  # type: ignore[assignment]
-
-
-class NoSessions(SessionInterface):
-    """Flask's cookie session switched off: never read, never written (and no signing
-    serializer built for every request, which Flask's default does even without a cookie)."""
-
-    null_session_class = NoSession
-
-    def open_session(self, app: Flask, request: object) -> NoSession:  # type: ignore[override]
-        return NoSession()
-
-    def save_session(self, app: Flask, session: object, response: Response) -> None:  # type: ignore[override]
-        return None
-
-
 def init_app(app: Flask) -> None:
-    app.session_interface = NoSessions()
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
     app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS

@@ -397,15 +397,16 @@ def test_card_is_framed_only_by_the_verified_portal_and_nothing_sets_cookies(
 
 
 def test_the_app_has_no_session_to_read_or_write(live_app):
-    """No Flask session: a forged session cookie is never read, and code that tried to
-    store something in the session would fail loudly instead of setting a cookie."""
+    """No Flask session (the app sets no Flask SECRET_KEY): a forged session cookie is never
+    read, and code that tried to store something in the session would fail loudly instead
+    of setting a cookie."""
     import flask
 
     with live_app.app.test_request_context(
             "/", headers={"Cookie": "session=eyJ1c2VyIjoiYWRtaW4ifQ.forged.sig"}):
         live_app.app.preprocess_request()
         assert dict(flask.session) == {}
-        with pytest.raises(RuntimeError, match="keeps no session"):
+        with pytest.raises(RuntimeError, match="no secret key"):
             flask.session["user"] = "admin"
 
 
