@@ -1,7 +1,7 @@
 """gunicorn settings from the environment (Procfile: `gunicorn -c gunicorn.conf.py`).
 
 Threaded workers (gthread): a card view mostly waits on Bitrix24, so threads, not
-processes, carry the concurrency (ecosystem.md 3.16 measured 8 waits in 1.04 s on one worker).
+processes, carry the concurrency (8 threads of one worker overlap 8 such waits).
 """
 
 import os

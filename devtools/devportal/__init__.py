@@ -4,7 +4,8 @@ Plays the Bitrix24 side of the Lead Card app over real HTTP on 127.0.0.1: an OAu
 server (token endpoint, app.info, ``/_sim/`` control API) and several portals (REST,
 batch, placement/event bindings, mock lead pages hosting the app iframe, the
 marketplace install flow, ONAPPINSTALL / ONAPPUNINSTALL pushes), with fault, latency
-and rate-limit knobs.  Protocol facts come from ``shared/bitrix24/protocol.md``.
+and rate-limit knobs.  Protocol facts come from the public
+docs (``bitrix24/b24restdocs``), cited where they shape the code.
 
     from devtools.devportal import Simulator
     with Simulator(app_url="http://127.0.0.1:8000", client_id="...", client_secret="...") as sim:

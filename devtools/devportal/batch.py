@@ -1,6 +1,6 @@
 """The ``batch`` method: up to 50 ``"method?query"`` sub-commands in one HTTP request.
 
-Owns batch mechanics per RD settings/how-to-call-rest-api/batch.md and protocol.md d.4:
+Owns batch mechanics per RD settings/how-to-call-rest-api/batch.md and settings/how-to-call-rest-api/batch.md:
 ``halt`` (stop at the first error), ``cmd`` as an object or a list, back-references
 ``$result[key][FIELD]`` / ``$result[key][0][FIELD]`` (also ``$result_total`` etc.),
 per-command errors collected in ``result_error``, the 50-command limit

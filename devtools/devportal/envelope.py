@@ -3,7 +3,7 @@
 Owns the exact JSON shapes: the REST success envelope ``{"result", "time"}`` with
 the "Time Object", the REST error body ``{"error", "error_description"}`` and the
 default HTTP status / description for every error code the simulator can emit
-(protocol.md c.3-c.6, b.6; payloads/rest_error_*.json, token_error_*.json).
+(api-reference/data-types.md-c.6, b.6; payloads/rest_error_*.json, token_error_*.json).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 from flask import Response
 
-# REST errors: code -> (HTTP status, description).  Statuses follow protocol.md
-# c.5: the RD column where RD states one, otherwise the SDK evidence.  Where the
+# REST errors: code -> (HTTP status, description).  Statuses follow the docs
+# (_includes/system-errors.md, settings/oauth/error-codes.md) where they state one,
+# otherwise what the official SDKs' fixtures show.  Where the
 # sources conflict the choice is noted.
 REST_ERRORS: dict[str, tuple[int, str]] = {
     "expired_token": (401, "The access token provided has expired."),
@@ -49,7 +50,7 @@ REST_ERRORS: dict[str, tuple[int, str]] = {
     "ERROR_ARGUMENT": (200, "Argument is null or empty"),
 }
 
-# Token-endpoint errors.  Statuses are UNCONFIRMED in the docs (protocol.md b.6 / i.2).
+# Token-endpoint errors.  Statuses are UNCONFIRMED in the docs (settings/oauth/error-codes.md / i.2).
 # We follow the PYSDK classes, whose integration tests assert the status a real
 # oauth.bitrix24.tech returned: wrong client_id -> 200 "wrong_client", wrong secret
 # -> 400 "invalid_client", bad refresh token -> 400 "invalid_grant".
@@ -90,7 +91,7 @@ class RestError(Exception):
 
 
 def crm_error(description: str) -> RestError:
-    """Legacy CRM methods answer with an empty code (protocol.md c.6), HTTP 400."""
+    """Legacy CRM methods answer with an empty code (api-reference/crm/leads/crm-lead-get.md), HTTP 400."""
     return RestError("", description, 400)
 
 

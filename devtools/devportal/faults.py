@@ -9,7 +9,7 @@ Owns the mechanics that make the simulator misbehave on purpose:
   ``hang`` (sleep N seconds, then answer normally), limited to the next ``count``
   matching requests and/or firing with ``probability``;
 * ``LeakyBucket``: the cloud request-rate limit, 2 req/s drain and burst 50 for
-  non-Enterprise plans (RD settings/performance/limits.md; protocol.md d.1);
+  non-Enterprise plans (RD settings/performance/limits.md; settings/performance/limits.md);
 * socket helpers: detect that the client went away while we were "slow", and
   drop a connection on purpose.
 """

@@ -1,6 +1,6 @@
 """The frame POST: how a portal opens an app page (installer, main page, placement).
 
-Owns the exact request Bitrix24 sends into the app iframe (protocol.md a.2, e.2):
+Owns the exact request Bitrix24 sends into the app iframe (api-reference/widgets/_includes/widget_data.md, e.2):
 four parameters in the query string (DOMAIN, PROTOCOL, LANG, APP_SID) and the rest
 as a form body (AUTH_ID, AUTH_EXPIRES, REFRESH_ID, SERVER_ENDPOINT,
 APPLICATION_TOKEN, APPLICATION_SCOPE, member_id, status, PLACEMENT[,

@@ -5,7 +5,7 @@ installFinish - RD settings/app-installation/installation-finish.md: events are 
 delivered before that) and ONAPPUNINSTALL (to every handler bound with event.bind,
 carrying no tokens - RD api-reference/common/events/on-app-uninstall.md).  Bodies are
 ``application/x-www-form-urlencoded`` with PHP-style ``auth[...]`` / ``data[...]`` keys
-(protocol.md 0, f.2).  Deliveries are recorded without token values.
+(api-reference/events/index.md).  Deliveries are recorded without token values.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Owns ``/oauth/token/`` (grant_type=refresh_token and authorization_code, GET with a
 query string as documented in RD settings/oauth/index.md, or POST with a form body
 as JSSDK found the real server accepts) and the OAuth-server REST call
-``/rest/app.info`` that apps use to verify a token (protocol.md a.7).  The ``/_sim/``
+``/rest/app.info`` that apps use to verify a token (api-reference/events/safe-event-handlers.md).  The ``/_sim/``
 control API is mounted on this server too (see ``control``).
 
 Rotation rule, as the real server: a token request is processed to the end

@@ -8,7 +8,7 @@ Owns three conversions the simulator needs on the wire:
   portal pushes to the app (events, frame POSTs);
 * serialising a PHP array the way ``json_encode`` does (empty map -> ``[]``,
   keys ``0..n-1`` in order -> JSON list), a quirk visible in real ``batch`` answers
-  (protocol.md d.4; payloads/batch_*.fast_bitrix24_real.json).
+  (settings/how-to-call-rest-api/batch.md; payloads/batch_*.fast_bitrix24_real.json).
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def create_portal_app(world: World, name: str) -> Flask:
     @app.route("/oauth/authorize/", methods=["GET"])
     @app.route("/oauth/authorize", methods=["GET"])
     def authorize() -> Response:
-        # RD settings/oauth/index.md (protocol.md b.1): only client_id and state come in;
+        # RD settings/oauth/index.md (settings/oauth/index.md): only client_id and state come in;
         # failures are shown on the portal page, the app gets no redirect.
         p = portal()
         client_id = request.args.get("client_id", "")

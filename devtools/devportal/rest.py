@@ -104,7 +104,7 @@ def _user_view(call: Call, user: dict) -> dict:
 
 def _readable_record(call: Call, records: dict) -> dict:
     """The record named by the call's id, as legacy crm.*.get answers when it is missing or
-    the caller may not read it (protocol.md c.6: 400, empty code, text in the description;
+    the caller may not read it (api-reference/crm/leads/crm-lead-get.md: 400, empty code, text in the description;
     the RD lead page spells "Access denied" without a period)."""
     rec = records.get(_crm_id(call))
     if rec is None:
@@ -262,7 +262,7 @@ def placement_bind(call: Call) -> Result:
     lang_all = get_ci(call.params, "LANG_ALL")
     if not isinstance(lang_all, dict) or not lang_all:
         lang_all = {call.portal.lang: {"TITLE": title, "DESCRIPTION": description, "GROUP_NAME": group}}
-    # CRM_XXX_DETAIL_TAB ignores OPTIONS; placement.get returns [] for it (protocol.md e.1).
+    # CRM_XXX_DETAIL_TAB ignores OPTIONS; placement.get returns [] for it (api-reference/widgets/placement-bind.md).
     options = get_ci(call.params, "OPTIONS") if not placement.startswith("CRM_") else []
     record = {"placement": placement, "userId": 0, "handler": handler, "options": options or [],
               "title": title, "description": description, "langAll": lang_all}
@@ -270,7 +270,7 @@ def placement_bind(call: Call) -> Result:
         for existing in call.portal.placements:
             if existing["placement"] == placement and existing["handler"] == handler:
                 # Re-binding an identical (PLACEMENT, HANDLER): real behaviour is
-                # UNCONFIRMED (protocol.md e.1 / i.10).  We keep a single record (and
+                # UNCONFIRMED (api-reference/widgets/placement-bind.md / i.10).  We keep a single record (and
                 # refresh its captions), so an app that re-binds on every install does
                 # not see duplicate tabs here - but it must not rely on that.
                 existing.update(record)
@@ -328,7 +328,7 @@ def event_bind(call: Call) -> Result:
         for rec in call.portal.events:
             if rec["event"] == event and rec["handler"] == handler and rec["auth_type"] == auth_type:
                 # Duplicate-bind answer: RD error-codes.md's generic sample
-                # (protocol.md f.1, UNCONFIRMED context), HTTP 400.
+                # (api-reference/events/event-bind.md, UNCONFIRMED context), HTTP 400.
                 raise RestError("ERROR_HANDLER_ALREADY_EXIST", "Handler already exists!", 400)
         call.portal.events.append({"id": call.world.next_handler_id(), "event": event, "handler": handler,
                                    "auth_type": auth_type, "offline": 1 if offline else 0})

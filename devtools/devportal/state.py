@@ -6,7 +6,7 @@ CRM data and bindings, OAuth grants and authorization codes, frame sessions
 and the request counters/log.  The HTTP layers (``oauth_server``, ``portal_app``,
 ``control``) only translate between HTTP and the methods here.
 
-Token rules modelled (protocol.md b.3-b.6): access tokens live ``access_ttl``
+Token rules modelled (settings/oauth/index.md-b.6): access tokens live ``access_ttl``
 seconds (3600); refresh tokens 180 days and are single-use; a refresh by default
 also retires the access token issued with the old pair (knob
 ``keep_old_access_on_refresh``); authorization codes live 30 s and are single-use.
@@ -36,7 +36,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "rate_burst": 50,               # bucket size
     "operation_time_limit": [],     # methods answering 429 OPERATION_TIME_LIMIT
     "frame_fields": "current",      # "current" | "old": old payloads lack SERVER_ENDPOINT,
-                                    # APPLICATION_TOKEN, APPLICATION_SCOPE (protocol.md a.2)
+                                    # APPLICATION_TOKEN, APPLICATION_SCOPE (api-reference/widgets/_includes/widget_data.md)
     "placement_options_uri": False, # add "URI" to PLACEMENT_OPTIONS like current portals
     # OAuth server
     "oauth_latency": 0.0,           # seconds before the token endpoint / app.info answer
@@ -55,7 +55,7 @@ PORTAL_KNOBS = {"latency", "method_latency", "rate_limit", "rate_drain", "rate_b
 
 
 def _token() -> str:
-    # Real tokens are opaque; current ones look like 64-70 hex chars (protocol.md a.2).
+    # Real tokens are opaque; current ones look like 64-70 hex chars (api-reference/widgets/_includes/widget_data.md).
     return secrets.token_hex(35)
 
 

@@ -14,7 +14,7 @@ timeouts, get back status, headers and body bytes, or one of three typed failure
   executing it still: never retried.
 - `TransportFailed` — anything else the HTTP layer refused (TLS, a malformed answer).
 
-Rules every transport keeps (security.md R17; settings/how-to-call-rest-api/change-domen.md):
+Rules every transport keeps (threats.md R17; settings/how-to-call-rest-api/change-domen.md):
 - redirects are never followed: a portal that moved answers 302, and a client that follows
   it would resend the user's token to whatever `Location` says; the 3xx is returned;
 - no proxy or netrc settings are read from the environment: the egress path is explicit;

@@ -2,11 +2,11 @@
 
 This is the only module that talks to the OAuth server, and it talks only to the configured
 `B24_OAUTH_URL` (or the documented regional servers): `client_secret` can never be sent to a
-host named by a payload (security.md R7, T5).
+host named by a payload (threats.md R7, T5).
 
 Token calls POST the credentials in the form body. The docs show GET with a query string
 (settings/oauth/index.md) but a query string ends up in access logs; the OAuth server accepts
-the form body (protocol.md b.2, JSSDK CHANGELOG #149).
+the form body (settings/oauth/index.md, JSSDK CHANGELOG #149).
 
 Why no OAuth library here (Authlib did this before): the two token-endpoint calls Lead Card
 makes — `grant_type=refresh_token` and `grant_type=authorization_code`, `client_secret_post`
@@ -50,7 +50,7 @@ class AppInfo:
     user_id: int | None
 
 
-# OAuth error codes → our error family (protocol.md b.6, c.5; security.md F9–F12).
+# OAuth error codes → our error family (settings/oauth/error-codes.md; threats.md F9–F12).
 _OAUTH_ERRORS: dict[str, type[errors.LeadCardError]] = {
     "invalid_grant": errors.TokenRevoked,
     "bad_verification_code": errors.TokenRevoked,
@@ -122,7 +122,7 @@ class OAuthClient:
         """Ask the OAuth server which portal and app `access_token` belongs to.
 
         The answer, not the request that carried the token, is the source of a portal's
-        identity (`member_id`, domain, `client_endpoint`) — security.md R1/R8; PHPSDK
+        identity (`member_id`, domain, `client_endpoint`) — threats.md R1/R8; PHPSDK
         `guardValidateCurrentAuthToken`, PYSDK `placement_required`.
         """
         self.calls["app.info"] += 1
@@ -173,7 +173,7 @@ class OAuthClient:
         except KeyError as exc:
             raise errors.OAuthUnavailable(f"token response lacks {exc.args[0]}") from None
         self._check_endpoint(endpoint)
-        # `expires` is absent from some responses (protocol.md b.3): derive it.
+        # `expires` is absent from some responses (settings/oauth/index.md): derive it.
         expires = token.get("expires") or (time.time() + float(token.get("expires_in") or 3600))
         return Grant(
             access_token=access,

@@ -2,9 +2,9 @@
 
 `request.form`/`request.args` never travel past this module. Bitrix24 pushes
 `application/x-www-form-urlencoded` bodies with PHP-style nested keys (`auth[member_id]`),
-every value a string, and `PLACEMENT_OPTIONS` as JSON *text* (protocol.md a.2, e.2, f.2).
+every value a string, and `PLACEMENT_OPTIONS` as JSON *text* (api-reference/widgets/_includes/widget_data.md; api-reference/events/index.md).
 Nothing here is trusted for routing: member_id selects a stored portal, the rest is
-compared, never dialled (security.md R1).
+compared, never dialled (threats.md R1).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def parse_frame(args: Mapping[str, str], form: Mapping[str, str], *, need_auth: 
     if app_sid and not _APP_SID.match(app_sid):
         raise BadPayload("APP_SID malformed")
     try:
-        # AUTH_EXPIRES is a lifetime in seconds, not a timestamp (protocol.md a.2 pitfall).
+        # AUTH_EXPIRES is a lifetime in seconds, not a timestamp (api-reference/widgets/_includes/widget_data.md pitfall).
         auth_expires = int(form.get("AUTH_EXPIRES") or 3600)
     except ValueError:
         raise BadPayload("AUTH_EXPIRES is not a number") from None

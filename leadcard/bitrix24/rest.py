@@ -2,7 +2,7 @@
 
 The only module that builds portal REST URLs. Every request:
 - goes to the `client_endpoint` the caller got from the token store (never a posted DOMAIN);
-- carries the token as `auth` in a JSON POST body, never in the URL (security.md §2.2);
+- carries the token as `auth` in a JSON POST body, never in the URL (threats.md §2.2);
 - waits for a slot in the portal's shared leaky bucket first (settings/performance/limits.md:
   2 req/s with a burst of 50 per portal, shared by every caller from our IP);
 - has explicit connect/read timeouts bounded by the caller's deadline;
@@ -26,7 +26,7 @@ Limits (issue 10, defect 6):
   worker and host (`Bucket.pause`: 0.5 s, then 1 s, or the answer's `Retry-After`): the
   views that follow wait for the pause when it fits their slot allowance, else get the busy
   page, with no upstream request. The refused request itself (never executed, so safe even
-  for writes) is retried in its turn after the pause, at most 3 attempts (security.md F3).
+  for writes) is retried in its turn after the pause, at most 3 attempts (threats.md F3).
   Before, every view backed off on its own while all the others kept sending, 3 requests
   per refused view (992 refusals in 30 s with the app's rate above the portal's);
 - a request that reserved its slot before such a pause and slept into it does not go either.
@@ -68,7 +68,7 @@ PAUSE_TOLERANCE = 0.05
 
 class PortalRedirect(errors.LeadCardError):
     """The portal answered 3xx: it moved. `location` is NOT trusted until the OAuth server
-    confirms the new endpoint (security.md R17; how-to-call-rest-api/change-domen.md)."""
+    confirms the new endpoint (threats.md R17; how-to-call-rest-api/change-domen.md)."""
 
     code = "portal_redirect"
     status = 409
@@ -78,7 +78,7 @@ class PortalRedirect(errors.LeadCardError):
         self.location = location
 
 
-# Error codes, compared case-insensitively (protocol.md c.4: mixed case on the wire).
+# Error codes, compared case-insensitively (settings/how-to-call-rest-api/index.md: mixed case on the wire).
 _CODES: dict[str, type[errors.LeadCardError]] = {
     "expired_token": errors.ExpiredToken,
     "invalid_token": errors.InvalidToken,
@@ -104,7 +104,7 @@ _CODES: dict[str, type[errors.LeadCardError]] = {
 }
 
 # Legacy CRM methods answer an empty code and put the meaning in the text
-# (protocol.md c.6; api-reference/crm/leads/crm-lead-get.md "Error Handling").
+# (api-reference/crm/leads/crm-lead-get.md, "Error Handling").
 _DESCRIPTIONS: dict[str, type[errors.LeadCardError]] = {
     "not found": errors.LeadNotFound,
     "access denied": errors.AccessDenied,
@@ -263,7 +263,7 @@ class RestClient:
                 return self._post_once(url, payload, deadline)
             except errors.RateLimited as exc:
                 # Bitrix24's counter for this portal is full: pause it for every worker and
-                # host, 0.5 s then 1 s or what the answer says (security.md F3). No jitter:
+                # host, 0.5 s then 1 s or what the answer says (threats.md F3). No jitter:
                 # the shared bucket, not chance, orders the requests that follow the pause.
                 pause = min(exc.retry_after or LIMIT_PAUSE * 2 ** (attempt - 1), MAX_PAUSE)
                 exc.retry_after = max(pause, 1.0)
@@ -337,7 +337,7 @@ class RestClient:
         try:
             body = json.loads(reply.body)
         except ValueError:
-            # An HTML error page, a proxy's 502, a truncated body (protocol.md c.5 tail):
+            # An HTML error page, a proxy's 502, a truncated body (_includes/system-errors.md tail):
             # never echo it, never parse it further.
             raise errors.PortalError(f"non-JSON answer, HTTP {status}") from None
         if not isinstance(body, dict):
@@ -369,7 +369,7 @@ class _ConnectFailed(Exception):
 
 
 def _as_map(value: Any) -> dict[str, Any]:
-    # Empty maps arrive as [] and integer-keyed maps as lists (protocol.md d.4).
+    # Empty maps arrive as [] and integer-keyed maps as lists (settings/how-to-call-rest-api/batch.md).
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, list):

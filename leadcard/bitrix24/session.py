@@ -12,7 +12,7 @@ The session owns what used to be written out in each of them:
   session is opened (`flows/portal_api.py`), not here.
 - **follow a portal move once**: a portal that moved answers 3xx. The new address is taken
   from the OAuth server's `app.info` for this session's token — never from `Location`,
-  which anyone between us and the old host could write (security.md R17;
+  which anyone between us and the old host could write (threats.md R17;
   settings/how-to-call-rest-api/change-domen.md) — and the request is sent there. A second
   redirect is `PortalMoved`. The confirmed address is handed to `remember_move`, which
   stores it; a session without one (a token not yet tied to a stored portal) does not

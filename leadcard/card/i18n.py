@@ -11,7 +11,7 @@ Two locales come out of one Bitrix24 language id, on purpose:
 Bitrix24 ids are not all ISO codes (``la`` is Spanish, ``br`` Brazilian
 Portuguese, ``ua`` Ukrainian, ``sc``/``tc`` Chinese…); the table below follows
 b24jssdk's ``B24LocaleMap`` (``packages/jssdk/src/core/language/list.ts``,
-shared/bitrix24/protocol.md h.7). Never hand a raw Bitrix id to Babel: ``br``
+api-reference/crm/data-types.md). Never hand a raw Bitrix id to Babel: ``br``
 parses as Breton and ``in`` as Indonesian.
 
 Everything here is pure (no Flask) so ``cards.py`` can use it; ``frontend.py``

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"
 
-# The documented regional OAuth servers (protocol.md b.2: PHPSDK DefaultOAuthServerUrl
+# The documented regional OAuth servers (settings/oauth/index.md: PHPSDK DefaultOAuthServerUrl
 # west()/east()). A token call never goes anywhere else, whatever a payload says.
 REGIONAL_OAUTH_URLS = ("https://oauth.bitrix.info", "https://oauth.bitrix24.tech")
 

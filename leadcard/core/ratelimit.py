@@ -2,7 +2,7 @@
 
 Bitrix24 counts every HTTP request per portal; the counter drains at 2 requests/s (Enterprise: 5/s)
 and a request that would push it over 50 (Enterprise: 250) gets HTTP 503 ``QUERY_LIMIT_EXCEEDED``
-(protocol.md d.1; a batch of up to 50 commands counts once). The limit is per portal *and* per
+(settings/performance/limits.md; a batch of up to 50 commands counts once). The limit is per portal *and* per
 source IP, so all our workers and hosts must draw from one bucket per portal.
 
 Algorithm: GCRA, the leaky bucket written as one number per key, the "theoretical arrival time"
@@ -45,7 +45,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 
-# protocol.md d.1
+# settings/performance/limits.md
 DEFAULT_RATE, DEFAULT_BURST = 2.0, 50
 ENTERPRISE_RATE, ENTERPRISE_BURST = 5.0, 250
 

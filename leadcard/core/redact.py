@@ -13,7 +13,7 @@ What ``redact`` removes
 -----------------------
 * Values of these keys, case-insensitively: ``AUTH_ID``, ``REFRESH_ID``, ``auth``,
   ``access_token``, ``refresh_token``, ``application_token``, ``client_secret``, ``TOKEN_KEYS``,
-  ``SECRET_KEY``, ``password``, ``APP_SID`` (a Bitrix24 session id, security.md §2.2), in the
+  ``SECRET_KEY``, ``password``, ``APP_SID`` (a Bitrix24 session id, threats.md §2.2), in the
   shapes ``key=v`` (query strings, form bodies, ``repr`` of kwargs), PHP-style ``auth[key]=v``
   raw or URL-encoded (``auth%5Bkey%5D=v``, ``%3D``), ``"key": "v"`` / ``'key': 'v'`` (JSON, dict
   ``repr``, JSON embedded in JSON), ``('key', 'v')`` (``repr`` of a ``MultiDict``) and

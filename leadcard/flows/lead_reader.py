@@ -1,7 +1,7 @@
 """What one lead-tab view fetches from Bitrix24, in as few upstream requests as possible.
 
 The lead is always read with the *viewing user's* token, so Bitrix24's own access rights
-decide what they see (security.md R3). Reference data — field labels, stages, sources,
+decide what they see (threats.md R3). Reference data — field labels, stages, sources,
 honorifics, currencies, users — is the same for everyone on a portal and is cached per portal
 (and language, since Bitrix24 localizes captions) with a TTL.
 

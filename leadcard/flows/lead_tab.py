@@ -1,9 +1,9 @@
 """One lead-tab view: tie the POST to a stored portal, read the lead as the viewing user.
 
 - `member_id` selects the stored portal; REST goes only to its stored `client_endpoint`,
-  whatever `DOMAIN` says (security.md R1, T1).
+  whatever `DOMAIN` says (threats.md R1, T1).
 - A posted `APPLICATION_TOKEN` must equal the stored one (constant time); older portals
-  don't post it (protocol.md a.2 caveat), so its absence is not an error.
+  don't post it (api-reference/widgets/_includes/widget_data.md caveat), so its absence is not an error.
 - The view's requests go through one `PortalSession` with the viewer's credential
   (`ViewerToken`): an expired `AUTH_ID` is renewed once with `REFRESH_ID`, single-flight
   across processes for the same pair (the store's `renew_viewer`), and the renewed grant
@@ -100,7 +100,7 @@ def open_lead(svc: Services, req: PlacementRequest) -> LeadView:
     except errors.ExpiredToken:
         # Still expired after the one renewal. (InvalidToken — not expired but unknown to
         # Bitrix24: forged, or another portal's — stays the "couldn't verify your session"
-        # card, 401: security.md F7.)
+        # card, 401: threats.md F7.)
         raise errors.SessionExpired("viewer token expired") from None
     if session.endpoint != portal.client_endpoint:
         portal = replace(portal, client_endpoint=session.endpoint)

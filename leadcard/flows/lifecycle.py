@@ -2,9 +2,10 @@
 
 A portal's identity (member_id, domain, REST endpoint) is taken only from the OAuth
 server's answer about the token that came with the request — never from `DOMAIN`,
-`SERVER_ENDPOINT` or `auth[client_endpoint]` in the POST (security.md R1, R8, T2). Handler
+`SERVER_ENDPOINT` or `auth[client_endpoint]` in the POST (threats.md R1, R8, T2). Handler
 bindings are made idempotent by reading the current ones first: whether Bitrix24 rejects a
-duplicate bind is undocumented (protocol.md i.10).
+duplicate bind is undocumented (api-reference/widgets/placement-bind.md and
+api-reference/events/event-bind.md say nothing of it).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def require_admin(svc: Services, member_id: str, client_endpoint: str, access_to
     """Only a portal administrator's token may become the stored grant or set the
     application_token: every user who opens the app sees their own AUTH_ID in the frame
     POST, and any user can walk through the reconnect flow, so "the OAuth server vouches
-    for it" alone would let any user replace them (security.md T3, §2.4 (b))."""
+    for it" alone would let any user replace them (threats.md T3, §2.4 (b))."""
     if not is_admin(svc, member_id, client_endpoint, access_token):
         log.warning("grant for %s offered by a non-administrator; not stored", member_id)
         raise errors.NotAdmin("the token's user is not a portal administrator")
@@ -197,7 +198,7 @@ def _apply_event(svc: Services, event: Event, client: str) -> str:
         if _still_installed(svc, event.member_id):
             # application_token is visible to every portal user (it rides along in each
             # placement POST), so a matching token alone does not prove an uninstall
-            # (security.md T3, scenario 25). The OAuth server still accepts our grant.
+            # (threats.md T3, scenario 25). The OAuth server still accepts our grant.
             log.warning("ONAPPUNINSTALL for %s not confirmed by the OAuth server; kept", event.member_id)
             return "kept: not confirmed"
         svc.store.uninstall(event.member_id, clean=event.clean)
@@ -216,7 +217,7 @@ def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
     auth = event.auth
     access = str(auth.get("access_token") or "")
     # refresh_token is in the docs' example but not in the PHP SDK's captured fixture
-    # (protocol.md a.5): without it the event can only confirm the application_token.
+    # (api-reference/common/events/on-app-install.md): without it the event can only confirm the application_token.
     refresh = str(auth.get("refresh_token") or "")
     if not access or not event.application_token:
         raise errors.VerificationFailed("ONAPPINSTALL without access or application token")

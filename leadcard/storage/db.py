@@ -39,7 +39,7 @@ MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 # How long a statement waits for a lock held by another connection (a refresh in progress
 # holds the token row for at most one token-endpoint call: connect 3.05 s + read 6 s).
 # Past this the request gets the designed "busy" page instead of outliving its 10 s budget
-# (security.md F20).
+# (threats.md F20).
 LOCK_WAIT_SECONDS = 9
 
 # PostgreSQL, client side: how long one round trip to the server may take (a query, a
@@ -99,7 +99,7 @@ def make_engine(url: str) -> Engine:
         _install_sqlite_transactions(engine)
         return engine
     # pool_timeout bounds how long a request waits for a connection when the database is
-    # down or saturated (security.md F19: checkout <= 2 s, then a designed 503).
+    # down or saturated (threats.md F19: checkout <= 2 s, then a designed 503).
     engine = sa.create_engine(
         url,
         pool_pre_ping=True,

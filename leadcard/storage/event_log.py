@@ -1,7 +1,7 @@
 """Events already processed, by the SHA-256 of their exact body: the repeat filter for /events.
 
 Bitrix24 may deliver an event again, and an old one can be replayed. A byte-identical body
-that was verified and fully applied before is answered 2xx and changes nothing (security.md
+that was verified and fully applied before is answered 2xx and changes nothing (threats.md
 §1.5, acceptance scenario 26): after a reinstall the old ONAPPUNINSTALL carries the previous
 `application_token`, so without this it would be refused as a forgery (401) although it is
 the genuine old event. Only exact repeats match: a digest cannot be produced for a body that

@@ -1,7 +1,7 @@
 """The portal store: every read and write of a stored portal and its tokens, one door.
 
 One row per Bitrix24 portal in `tables.portals`, keyed by `member_id` (stable across domain
-changes — protocol.md h.1). Access, refresh and application tokens are stored encrypted by
+changes — settings/oauth/index.md). Access, refresh and application tokens are stored encrypted by
 the key ring (`keyring.KeyRing`); callers get `PortalRoute`, `Portal` or `Credentials`
 (`records.py`), never a row or a ciphertext.
 
@@ -114,7 +114,7 @@ class PortalStore:
     ) -> tuple[PortalRoute | None, bool]:
         """One read for the hot path: the stored portal's route, and whether a posted
         `application_token` agrees with the stored one (constant time). Nothing posted or
-        nothing stored counts as agreeing: older portals don't post it (protocol.md a.2)."""
+        nothing stored counts as agreeing: older portals don't post it (api-reference/widgets/_includes/widget_data.md)."""
         with guarded(contextlib.nullcontext()):
             row = self._route_query.fetchone(member_id=member_id)
         if row is None:
@@ -147,7 +147,7 @@ class PortalStore:
         return stored_credentials(self._keys, row)
 
     def application_token_matches(self, member_id: str, candidate: str) -> bool:
-        """Constant-time comparison with the stored application_token (security.md R5)."""
+        """Constant-time comparison with the stored application_token (threats.md R5)."""
         with self._reading() as conn:
             stored = conn.execute(
                 sa.select(portals.c.application_token).where(portals.c.member_id == member_id)

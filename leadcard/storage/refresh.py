@@ -84,7 +84,7 @@ class StoredGrantRefresh:
                 if answered is None:
                     assert row is not None  # stored_credentials raised NotInstalled otherwise
                     if row._mapping["status"] == REAUTH_REQUIRED:
-                        # Circuit open (security.md §2.4): this refresh token was already
+                        # Circuit open (threats.md §2.4): this refresh token was already
                         # refused under the lock; spending it again only repeats invalid_grant
                         # (and excessive refreshing gets apps blocked). A re-seed or reinstall
                         # (save_grant) closes it.
@@ -94,7 +94,7 @@ class StoredGrantRefresh:
                         grant = refresher(current.refresh_token)
                     except (errors.TokenRevoked, errors.AppNotInstalled) as exc:
                         # Believed only here, under the lock, with the version unchanged
-                        # (security.md §2.4): nobody else rotated it, so it really is gone.
+                        # (threats.md §2.4): nobody else rotated it, so it really is gone.
                         # The status change commits; the error is raised after the
                         # transaction.
                         _set_status(conn, member_id, REAUTH_REQUIRED, exc.code)

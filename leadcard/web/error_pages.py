@@ -1,7 +1,7 @@
 """register_error_handlers(app): every failure becomes an in-frame page with the right status.
 
 Never a framework error page, never a trace (marketplace rule:
-market/preparing-to-publish/common-requirements.md; security.md §4.1). Unexpected exceptions
+market/preparing-to-publish/common-requirements.md; threats.md §4.1). Unexpected exceptions
 are logged (redacted) with the request id, which the page shows as a support code.
 """
 

@@ -1,6 +1,6 @@
 """What the user reads when something goes wrong, per error code, localized.
 
-Texts follow security.md §4.2 (condition → what the user sees). They are lazy strings:
+Texts follow threats.md §4.2 (condition → what the user sees). They are lazy strings:
 translated at render time into the viewer's LANG (catalogs in `translations/`).
 """
 

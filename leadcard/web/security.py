@@ -4,7 +4,7 @@
   `X-Frame-Options` (Bitrix24: local-integrations/site-does-not-allow-connection.md says
   ALLOW-FROM is dead and SAMEORIGIN breaks the tab).
 - Scripts and styles: `'self'` plus a per-response nonce; no inline handlers.
-- No cookies at all: each placement POST carries its own credential (security.md §3.2).
+- No cookies at all: each placement POST carries its own credential (threats.md §3.2).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def receive() -> ResponseReturnValue:
         return jsonify(status="error", error="bad_request", detail=str(exc)), 400
     except errors.VerificationFailed as exc:
         log.warning("event refused: %s", exc)
-        # security.md F22: reject, no side effects, no detail for the caller.
+        # threats.md F22: reject, no side effects, no detail for the caller.
         return jsonify(status="error", error="invalid_application_token"), 401
     log.info("event %s for %s: %s", event.name, event.member_id, outcome)
     return jsonify(status="ok", result=outcome), 200

@@ -28,7 +28,7 @@ def home() -> tuple[str, int]:
     if (portal.status != ACTIVE and frame.refresh_id and portal.status != "uninstalled"
             and lifecycle.is_admin(svc, info.member_id, info.client_endpoint, frame.auth_id)):
         # The stored grant was lost (refresh refused): an administrator opening the app
-        # re-seeds it from their own fresh pair (security.md scenario 7, §2.4 (b)).
+        # re-seeds it from their own fresh pair (threats.md scenario 7, §2.4 (b)).
         svc.store.save_grant(lifecycle.grant_from_frame(svc, frame, info))
         portal = svc.store.get(frame.member_id) or portal
     elif portal.status == "uninstalled":

@@ -1,4 +1,4 @@
-"""Processed events: the exact-repeat filter for /events (security.md §1.5, scenario 26).
+"""Processed events: the exact-repeat filter for /events (threats.md §1.5, scenario 26).
 
 Revision ID: 0002
 Revises: 0001
