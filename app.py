@@ -6,7 +6,7 @@ gunicorn runs `app:create_app()`; tests call `create_app({...overrides})`.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import click
 from flask import Flask
@@ -14,11 +14,11 @@ from flask.cli import FlaskGroup
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from leadcard import cli
-from leadcard.storage import db
-from leadcard.web import error_pages, frontend, security, static_files
 from leadcard.core import logs
 from leadcard.core.config import load_settings
 from leadcard.flows.services import build_services
+from leadcard.storage import db
+from leadcard.web import error_pages, frontend, security, static_files
 from leadcard.web.views import register_blueprints
 
 

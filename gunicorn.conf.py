@@ -6,7 +6,9 @@ processes, carry the concurrency (8 threads of one worker overlap 8 such waits).
 
 import os
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# 0.0.0.0 by default, for a platform that routes to the container; behind the shipped nginx
+# front bin/serve binds 127.0.0.1.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 wsgi_app = "app:create_app()"
 # gunicorn's gthread worker with its closing linger moved off the event loop (see the module).
 worker_class = "leadcard.web.gthread_worker.ThreadWorker"
@@ -63,8 +65,8 @@ def post_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
 
 def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
     """Apply migrations once in the master before workers start (embedded default)."""
-    from leadcard.storage import db
     from leadcard.core.config import load_settings
+    from leadcard.storage import db
 
     settings = load_settings(instance_path=os.path.abspath("instance"))
     if settings.auto_migrate:

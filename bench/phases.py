@@ -289,11 +289,11 @@ def phase_refresh_stall(sim: Sim, cfg: Config, oauth_latency: float, viewers: in
     """
     forms = [sim.placement_request() for _ in range(viewers)]
     sessions = [new_session() for _ in range(viewers)]
-    for (url, form), s in zip(forms, sessions):
+    for (url, form), s in zip(forms, sessions, strict=True):
         for _ in range(2):
             view(s, url, form)
     before = []
-    for (url, form), s in zip(forms, sessions):
+    for (url, form), s in zip(forms, sessions, strict=True):
         t0 = time.perf_counter()
         view(s, url, form)
         before.append(time.perf_counter() - t0)

@@ -60,7 +60,14 @@ from bench.phases import (
     phase_viewer_storm,
     start_py_spy,
 )
-from bench.report import build_table, render_markdown, render_text, speedups, target_notes, write_doc
+from bench.report import (
+    build_table,
+    render_markdown,
+    render_text,
+    speedups,
+    target_notes,
+    write_doc,
+)
 from bench.servers import SUBJECTS, Procs, Sim, Subject, start_app
 from bench.stats import ms
 from devtools.harness import free_ports

@@ -7,6 +7,7 @@ gunicorn with `AppProcess`, the simulator in its own process with `SimulatorProc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,15 +65,11 @@ class Procs:
 
     def stop_all(self) -> None:
         for proc in list(reversed(self.items)):
-            try:
+            with contextlib.suppress(Exception):  # best effort on the way out
                 self.stop(proc)
-            except Exception:  # best effort on the way out
-                pass
         for server in list(reversed(self.servers)):
-            try:
+            with contextlib.suppress(Exception):
                 self.stop_server(server)
-            except Exception:  # best effort on the way out
-                pass
 
 
 # --- the simulator, as a subprocess driven over /_sim/ -----------------------------------------

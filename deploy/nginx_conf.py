@@ -88,7 +88,7 @@ def write(cfg: FrontConfig) -> Path:
     path = cfg.run_dir / "nginx.conf"
     path.write_text(render(cfg))
     if os.geteuid() == 0:
-        os.chmod(cfg.run_dir, 0o711)
+        os.chmod(cfg.run_dir, 0o711)  # noqa: S103 - nginx's workers (www-data) traverse it
         user = worker_user_line(cfg.worker_user).removeprefix("user ").rstrip(";")
         entry = pwd.getpwnam(user)
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):

@@ -11,10 +11,10 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from leadcard.storage import db
+from leadcard.bitrix24.rest import Deadline
 from leadcard.core import errors
 from leadcard.flows import services
-from leadcard.bitrix24.rest import Deadline
+from leadcard.storage import db
 from leadcard.storage.portals import UNINSTALLED, iter_expiring
 
 portals_cli = AppGroup("portals", help="Inspect and maintain stored portals.")

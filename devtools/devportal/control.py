@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .simulator import Simulator
 
 
-def create_control_blueprint(sim: "Simulator") -> Blueprint:
+def create_control_blueprint(sim: Simulator) -> Blueprint:
     bp = Blueprint("devportal_control", __name__, url_prefix="/_sim")
 
     def body() -> dict:

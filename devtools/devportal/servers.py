@@ -12,7 +12,7 @@ import logging
 import random
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -114,7 +114,7 @@ class ServerThread:
                                              request_handler=QuietHandler)
         return server
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         return self
 

@@ -8,8 +8,10 @@ runner need.  Everything else is delegated to the modules that own it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import frames, lifecycle
 from .control import create_control_blueprint
@@ -26,7 +28,7 @@ from .state import AppRegistration, World
 class PortalHandle:
     """Read-only view of one portal's addresses and identity (always current)."""
 
-    def __init__(self, sim: "Simulator", name: str) -> None:
+    def __init__(self, sim: Simulator, name: str) -> None:
         self._sim = sim
         self.name = name
 
@@ -73,14 +75,14 @@ class Simulator:
         self.host = host
         self.world = World(self.app, names, host=host, seed=seed, installed=installed)
         self._oauth_port = oauth_port
-        self._portal_ports = dict(zip(names, ports)) if ports else {n: 0 for n in names}
+        self._portal_ports = dict(zip(names, ports, strict=True)) if ports else {n: 0 for n in names}
         self._servers: list[ServerThread] = []
         self._portal_wsgi: dict[str, Any] = {}
         self.portals: dict[str, PortalHandle] = {n: PortalHandle(self, n) for n in names}
         self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         if self.started:
             return self
         oauth_app = create_oauth_app(self.world)
@@ -100,14 +102,12 @@ class Simulator:
 
     def stop(self) -> None:
         for server in reversed(self._servers):
-            try:
+            with contextlib.suppress(Exception):  # best effort on shutdown
                 server.stop()
-            except Exception:  # pragma: no cover - best effort on shutdown
-                pass
         self._servers = []
         self.started = False
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -60,7 +60,7 @@ def _token() -> str:
 
 
 def member_id_for(seed: str, name: str) -> str:
-    return hashlib.md5(f"{seed}:{name}".encode()).hexdigest()
+    return hashlib.md5(f"{seed}:{name}".encode(), usedforsecurity=False).hexdigest()
 
 
 class Clock:

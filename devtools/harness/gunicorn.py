@@ -56,7 +56,7 @@ class AppProcess:
         self.proc: subprocess.Popen | None = None
 
     # lifecycle
-    def start(self, timeout: float = 30.0) -> "AppProcess":
+    def start(self, timeout: float = 30.0) -> AppProcess:
         """Start and wait until /healthz answers 200 and all workers are up."""
         if self.log_path is None:
             self.proc = self._spawn(None)
@@ -114,7 +114,7 @@ class AppProcess:
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
             pass
 
-    def __enter__(self) -> "AppProcess":
+    def __enter__(self) -> AppProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

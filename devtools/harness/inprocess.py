@@ -53,12 +53,12 @@ class LiveApp:
     def post(self, url_or_path: str, form: Any = None, **kw: Any) -> requests.Response:
         """POST a form to a path of this app or to a full URL (a registered handler URL)."""
         url = url_or_path if url_or_path.startswith("http") else self.url + url_or_path
-        kw.setdefault("timeout", 30)
-        return requests.post(url, data=form, allow_redirects=False, **kw)
+        timeout = kw.pop("timeout", 30)
+        return requests.post(url, data=form, allow_redirects=False, timeout=timeout, **kw)
 
     def get(self, path: str, **kw: Any) -> requests.Response:
-        kw.setdefault("timeout", 30)
-        return requests.get(self.url + path, allow_redirects=False, **kw)
+        timeout = kw.pop("timeout", 30)
+        return requests.get(self.url + path, allow_redirects=False, timeout=timeout, **kw)
 
     def stop_serving(self) -> None:
         """Stop answering on the port; the app and its database stay usable."""

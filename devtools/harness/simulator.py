@@ -53,7 +53,7 @@ class SimulatorProcess:
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
 
-    def start(self, timeout: float = 30.0) -> "SimulatorProcess":
+    def start(self, timeout: float = 30.0) -> SimulatorProcess:
         """Start and wait until the OAuth server and every portal server answer."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = inherited_env()

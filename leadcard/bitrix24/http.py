@@ -23,8 +23,9 @@ Rules every transport keeps (threats.md R17; settings/how-to-call-rest-api/chang
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import certifi
 import urllib3

@@ -38,12 +38,13 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from leadcard.core import errors
 from leadcard.bitrix24.http import ConnectFailed, ReadTimedOut, Transport, TransportFailed
+from leadcard.core import errors
 from leadcard.core.ratelimit import RateLimited as BucketFull
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class Deadline:
     slot_waited: float = 0.0  # seconds spent waiting for bucket slots (MAX_SLOT_WAIT caps it)
 
     @classmethod
-    def after(cls, seconds: float) -> "Deadline":
+    def after(cls, seconds: float) -> Deadline:
         return cls(time.monotonic() + seconds)
 
     def remaining(self) -> float:
@@ -278,7 +279,7 @@ class RestClient:
                 if self._bucket is None:
                     self._sleep(pause)
             except (errors.PortalError, _ConnectFailed) as exc:
-                pause = random.uniform(0.1, 0.3)
+                pause = random.uniform(0.1, 0.3)  # noqa: S311 - jitter, not a secret
                 if not idempotent or retried_failure or deadline.remaining() < pause + 1.0:
                     if isinstance(exc, _ConnectFailed):
                         raise errors.PortalError("portal unreachable") from None
@@ -343,14 +344,14 @@ class RestClient:
         if not isinstance(body, dict):
             raise errors.PortalError(f"unexpected JSON, HTTP {status}")
         if "error" in body and body.get("error") is not None:
-            exc = error_from(
+            failure = error_from(
                 str(body.get("error") or ""),
                 str(body.get("error_description") or ""),
                 status,
             )
-            if isinstance(exc, errors.RateLimited):
-                exc.retry_after = _retry_after(reply.headers.get("retry-after", ""))
-            raise exc
+            if isinstance(failure, errors.RateLimited):
+                failure.retry_after = _retry_after(reply.headers.get("retry-after", ""))
+            raise failure
         if status >= 500:
             raise errors.PortalError(f"HTTP {status}")
         return body

@@ -26,13 +26,14 @@ The two rules are independent: one request may be renewed once and moved once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
-from leadcard.core import errors
-from leadcard.core.grant import portal_domain
 from leadcard.bitrix24.oauth import AppInfo, OAuthClient
 from leadcard.bitrix24.rest import BatchResult, Deadline, PortalRedirect, RestClient
+from leadcard.core import errors
+from leadcard.core.grant import portal_domain
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,8 @@ class PortalSession:
         the token): app.info then refuses it, and the request's one renewal is spent here.
         Returns whether it was.
         """
-        assert self._remember_move is not None
+        if self._remember_move is None:  # callers check first; never reached
+            raise RuntimeError("a session without remember_move does not follow moves")
         redirected_from, renewed = self.endpoint, False
         try:
             info = self._oauth.app_info(self.credential.access_token)

@@ -21,9 +21,9 @@ plugs the same mapping into flask-babel.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from collections.abc import Callable
 from functools import lru_cache, wraps
 from pathlib import Path
 from typing import NamedTuple

@@ -7,8 +7,8 @@ overrides through here too, so every code path sees the same validated object.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info"

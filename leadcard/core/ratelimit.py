@@ -44,7 +44,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-
 # settings/performance/limits.md
 DEFAULT_RATE, DEFAULT_BURST = 2.0, 50
 ENTERPRISE_RATE, ENTERPRISE_BURST = 5.0, 250

@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from leadcard.core import errors
 from leadcard.bitrix24.session import PortalSession
-from leadcard.storage.cache import Cache
 from leadcard.card.fields import USER_FIELDS, company_id_of, contact_id_of, user_ids_of
 from leadcard.card.model import ReferenceData
+from leadcard.core import errors
+from leadcard.storage.cache import Cache
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class LeadReader:
 
     @staticmethod
     def _batch(session: PortalSession, lead_id: int, missing: list[str], need_users: bool,
-               need_links: bool):  # type: ignore[no-untyped-def]
+               need_links: bool):
         commands: dict[str, Any] = {"lead": ("crm.lead.get", {"id": lead_id})}
         for name in missing:
             commands[f"d_{name}"] = DICTIONARIES[name]

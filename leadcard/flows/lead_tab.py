@@ -17,12 +17,12 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from leadcard.core import errors
+from leadcard.bitrix24.payloads import PlacementRequest
 from leadcard.bitrix24.rest import Deadline
 from leadcard.bitrix24.session import PortalSession, Renewed
 from leadcard.card.model import ReferenceData
+from leadcard.core import errors
 from leadcard.flows.lead_reader import LeadReader
-from leadcard.bitrix24.payloads import PlacementRequest
 from leadcard.flows.services import Services
 from leadcard.storage.portals import UNINSTALLED, PortalRoute
 

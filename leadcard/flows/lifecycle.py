@@ -14,12 +14,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-from leadcard.core import errors
+from leadcard.bitrix24.oauth import AppInfo
+from leadcard.bitrix24.payloads import LEAD_TAB, Event, FrameContext
 from leadcard.bitrix24.rest import Deadline
 from leadcard.bitrix24.session import FixedToken, PortalSession
-from leadcard.bitrix24.oauth import AppInfo
+from leadcard.core import errors
 from leadcard.core.grant import Grant
-from leadcard.bitrix24.payloads import LEAD_TAB, Event, FrameContext
 from leadcard.flows.services import Services
 from leadcard.storage.portals import ACTIVE, UNINSTALLED, Portal
 
@@ -257,7 +257,7 @@ def _on_install(svc: Services, event: Event, portal: Portal | None) -> str:
 
 def _int(value: object, default: int) -> int:
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)  # type: ignore[call-overload]  # anything: that is the point
     except (TypeError, ValueError):
         return default
 

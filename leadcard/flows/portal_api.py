@@ -14,12 +14,13 @@ Used for handler bindings at install, uninstall confirmation, `portals check` an
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from leadcard.core.grant import Grant
 from leadcard.bitrix24.oauth import OAuthClient
 from leadcard.bitrix24.rest import Deadline, RestClient
 from leadcard.bitrix24.session import PortalSession, Renewed
+from leadcard.core.grant import Grant
 
 # A stored token this close to its expiry is renewed before the session's first request.
 EXPIRY_LEEWAY = 30.0

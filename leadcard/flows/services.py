@@ -12,20 +12,20 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy.engine import Engine
 
-from leadcard.storage import db
-from leadcard.flows.attempts import AttemptLimits
-from leadcard.bitrix24.rest import RestClient
-from leadcard.storage.cache import Cache, make_cache
-from leadcard.core.config import Settings
-from leadcard.storage.keyring import KeyRing
-from leadcard.storage.event_log import ProcessedEvents
-from leadcard.storage.grant_journal import GrantJournal
 from leadcard.bitrix24.http import Transport, Urllib3Transport
 from leadcard.bitrix24.oauth import OAuthClient
-from leadcard.flows.portal_api import PortalApi
-from leadcard.core.outage import Breaker
-from leadcard.storage.buckets import FailoverBucket, RedisBucket, SqlBucket
+from leadcard.bitrix24.rest import RestClient
 from leadcard.card.rendered import RenderedCards
+from leadcard.core.config import Settings
+from leadcard.core.outage import Breaker
+from leadcard.flows.attempts import AttemptLimits
+from leadcard.flows.portal_api import PortalApi
+from leadcard.storage import db
+from leadcard.storage.buckets import FailoverBucket, RedisBucket, SqlBucket
+from leadcard.storage.cache import Cache, make_cache
+from leadcard.storage.event_log import ProcessedEvents
+from leadcard.storage.grant_journal import GrantJournal
+from leadcard.storage.keyring import KeyRing
 from leadcard.storage.portals import PortalStore
 
 
@@ -52,7 +52,7 @@ class Services:
 REDIS_TIMEOUT = 0.25
 
 
-def _redis(url: str):  # type: ignore[no-untyped-def]
+def _redis(url: str):
     """The app instance's one Redis client, shared by the cache and the bucket.
 
     redis-py's defaults would retry 3 times with back-off on timeouts too (a hung Redis cost
@@ -74,7 +74,7 @@ def _redis(url: str):  # type: ignore[no-untyped-def]
     )
 
 
-def _bucket_engine(database_url: str):  # type: ignore[no-untyped-def]
+def _bucket_engine(database_url: str):
     """On SQLite the bucket lives in a file of its own, beside the main database.
 
     SQLite has one write lock per file, and a token refresh holds it (BEGIN IMMEDIATE)
@@ -165,4 +165,4 @@ def _sql_bucket(settings: Settings, engine: Engine) -> SqlBucket:
 
 
 def current() -> Services:
-    return current_app.extensions["leadcard"]  # type: ignore[no-any-return]
+    return current_app.extensions["leadcard"]

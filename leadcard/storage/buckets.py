@@ -26,9 +26,9 @@ import sqlalchemy as sa
 
 from leadcard.core.outage import Breaker
 from leadcard.core.ratelimit import (
-    Bucket,
     DEFAULT_BURST,
     DEFAULT_RATE,
+    Bucket,
     RateLimited,
     _check_config,
     _check_max_wait,
@@ -108,7 +108,7 @@ class SqlBucket(Bucket):
                 engine, sa.select(self.table.c.tat_us).where(self.table.c.key == sa.bindparam("key"))
             )
 
-    def sibling(self, *, rate: float, burst: int) -> "SqlBucket":
+    def sibling(self, *, rate: float, burst: int) -> SqlBucket:
         """Another bucket on the same engine and table with an allowance of its own (for
         other kinds of limit, attempts.py); keep its keys apart from this one's."""
         return SqlBucket(self._engine, self.table.name, metadata=self.table.metadata,
@@ -155,6 +155,8 @@ class SqlBucket(Bucket):
         an early "now" gives a later slot and a longer wait, never a faster rate.
         """
         interval, span = self._interval, self.burst * self._interval
+        if self._upsert is None:  # acquire() calls this only when it exists
+            raise RuntimeError("no SQLite upsert statement on this bucket")
         with self._serial:
             now = _us(self._clock()) if self._clock is not None else _us(time.time())
             row = self._upsert.fetchone(

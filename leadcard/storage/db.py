@@ -20,14 +20,17 @@ import fcntl
 import functools
 import os
 import sqlite3
+import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from leadcard.core import errors
 
@@ -77,7 +80,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def upsert_insert(engine: Engine):  # type: ignore[no-untyped-def]
+def upsert_insert(engine: Engine):
     """The engine's dialect ``insert``, the one with ``on_conflict_do_nothing/update``."""
     name = engine.dialect.name
     if name == "postgresql":
@@ -120,11 +123,11 @@ def make_engine(url: str) -> Engine:
     )
 
     @sa.event.listens_for(engine, "do_connect")
-    def _connect(_dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+    def _connect(_dialect, _record, cargs, cparams):
         return _bounded_connection_class().connect(*cargs, **cparams)
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection, _record):
         with dbapi_connection.cursor() as cursor:
             cursor.execute(
                 "SELECT set_config('lock_timeout', %s, false),"
@@ -152,8 +155,8 @@ def _bounded_connection_class() -> Any:
     """
     import psycopg  # here: SQLite deployments need no PostgreSQL driver
 
-    class BoundedConnection(psycopg.Connection):  # type: ignore[misc]
-        def wait(self, gen, interval=0.1, timeout=None):  # type: ignore[no-untyped-def]
+    class BoundedConnection(psycopg.Connection):
+        def wait(self, gen, interval=0.1, timeout=None):
             seconds = _round_trip_seconds.get() if timeout is None else timeout
             try:
                 return super().wait(gen, interval=interval, timeout=seconds)
@@ -189,7 +192,7 @@ def _install_sqlite_transactions(engine: Engine) -> None:
     """
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
@@ -203,7 +206,7 @@ def _install_sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _enable_wal(cursor) -> None:  # type: ignore[no-untyped-def]
+def _enable_wal(cursor) -> None:
     """Switch a SQLite file to WAL, retrying while another connection holds it.
 
     The switch needs the file to itself and SQLite answers "database is locked" at once
@@ -248,7 +251,7 @@ class HotStatement:
     (`OperationalError` …), as from any other statement, so callers map them the same way.
     """
 
-    def __init__(self, engine: Engine, statement: sa.Executable | str) -> None:
+    def __init__(self, engine: Engine, statement: sa.ClauseElement | str) -> None:
         """``statement``: a Core construct with named bind parameters, or SQL text written
         for this engine's driver (named ``:param`` style, SQLite only)."""
         self._engine = engine
@@ -257,6 +260,8 @@ class HotStatement:
             self.sql, self._order = statement, None
         else:
             compiled = statement.compile(dialect=engine.dialect)
+            if not isinstance(compiled, SQLCompiler):
+                raise TypeError(f"HotStatement needs a SQL statement, got {type(statement)}")
             self.sql = str(compiled)
             self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
 
@@ -283,7 +288,7 @@ class HotStatement:
             raw.close()  # back to the pool (which rolls back anything left open)
         return tuple(row) if row is not None else None
 
-    def _wrapped(self, exc: Exception) -> sa.exc.DBAPIError:
+    def _wrapped(self, exc: Exception) -> sa.exc.StatementError:
         return sa.exc.DBAPIError.instance(
             self.sql, None, exc, self._dbapi_error, hide_parameters=True,
             dialect=self._engine.dialect,
@@ -321,11 +326,11 @@ class guarded:  # lower case: used like a function, `with guarded(engine.connect
 
     def __enter__(self) -> Connection:
         try:
-            return self._cm.__enter__()  # type: ignore[no-any-return]
+            return self._cm.__enter__()
         except (OperationalError, sa.exc.TimeoutError) as exc:
             raise database_error(exc) from None  # type: ignore[misc]
 
-    def __exit__(self, exc_type, exc, tb) -> bool | None:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type, exc, tb) -> bool | None:
         try:
             suppressed = self._cm.__exit__(exc_type, exc, tb)
         except OperationalError as inner:
@@ -333,7 +338,7 @@ class guarded:  # lower case: used like a function, `with guarded(engine.connect
         mapped = database_error(exc)
         if mapped is not None:
             raise mapped from None
-        return suppressed  # type: ignore[no-any-return]
+        return suppressed
 
 
 def reading(engine: Engine) -> guarded:
@@ -356,7 +361,7 @@ def writing(engine: Engine) -> guarded:
 # --- schema lifecycle -----------------------------------------------------------------
 
 
-def _alembic_config(engine: Engine, connection: Connection | None = None):  # type: ignore[no-untyped-def]
+def _alembic_config(engine: Engine, connection: Connection | None = None):
     from alembic.config import Config
 
     cfg = Config()
@@ -386,7 +391,8 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise concurrent upgrades (several workers starting at once)."""
     if is_sqlite(engine):
         db_path = engine.url.database or ""
-        lock_path = (os.path.abspath(db_path) if db_path else "/tmp/leadcard") + ".migrate.lock"
+        base = os.path.abspath(db_path) if db_path else os.path.join(tempfile.gettempdir(), "leadcard")
+        lock_path = base + ".migrate.lock"
         with open(lock_path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

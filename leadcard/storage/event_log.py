@@ -15,7 +15,7 @@ come out as `errors.Busy` / `errors.DatabaseUnavailable` (`db.guarded`), as from
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -52,7 +52,7 @@ class ProcessedEvents:
     def record(self, body_sha256: str, member_id: str, event: str) -> None:
         """Remember a fully applied event; forget those older than RETENTION."""
         t = processed_events
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with writing(self._engine) as conn:
             conn.execute(
                 self._insert(t)

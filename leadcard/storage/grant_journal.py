@@ -21,8 +21,8 @@ import logging
 import os
 from dataclasses import dataclass
 
-from leadcard.storage.keyring import KeyRing
 from leadcard.core.grant import Grant
+from leadcard.storage.keyring import KeyRing
 
 log = logging.getLogger(__name__)
 

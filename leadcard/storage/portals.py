@@ -24,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from leadcard.core import errors
 from leadcard.core.grant import Grant
 from leadcard.storage import key_rotation
 from leadcard.storage.db import HotStatement, guarded, reading, writing
@@ -218,7 +219,8 @@ class PortalStore:
                     .values(token_version=portals.c.token_version + 1, **values)
                 )
         portal = self.get(grant.member_id)
-        assert portal is not None
+        if portal is None:  # written just now in the same call
+            raise errors.DatabaseUnavailable("the saved portal row was not found")
         return portal
 
     def set_application_token(self, member_id: str, application_token: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,7 +21,7 @@ from leadcard.storage.tables import UNINSTALLED, portals
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Portal:
     def token_expires_at(self) -> datetime | None:
         if self.expires_at is None:
             return None
-        return datetime.fromtimestamp(self.expires_at, timezone.utc)
+        return datetime.fromtimestamp(self.expires_at, UTC)
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def as_portal(row: sa.Row) -> Portal:
 
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; we only ever store UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def stored_credentials(keys: KeyRing, row: sa.Row | None) -> Credentials:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -82,7 +82,8 @@ class StoredGrantRefresh:
                 # a portal that another caller marked reauth_required meanwhile.
                 answered = self._journaled(current)
                 if answered is None:
-                    assert row is not None  # stored_credentials raised NotInstalled otherwise
+                    if row is None:  # stored_credentials raised NotInstalled already
+                        raise errors.NotInstalled("unknown portal")
                     if row._mapping["status"] == REAUTH_REQUIRED:
                         # Circuit open (threats.md §2.4): this refresh token was already
                         # refused under the lock; spending it again only repeats invalid_grant
@@ -117,7 +118,8 @@ class StoredGrantRefresh:
             return self._store_again(member_id, current.version, answered)
         if failure is not None:
             raise failure
-        assert answered is not None
+        if answered is None:  # the OAuth call either answered or raised
+            raise errors.OAuthUnavailable("the refresh gave no answer")
         self._forget(member_id)
         return fresh_credentials(answered, current.version + 1)
 

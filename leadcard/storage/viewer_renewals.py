@@ -12,8 +12,8 @@ This module owns the `viewer_renewals` table; `PortalStore.renew_viewer` is its 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine

@@ -14,8 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from leadcard.core import errors
-from leadcard.web import security
 from leadcard.flows import services
+from leadcard.web import security
 from leadcard.web.problems import problem_for
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def _render(exc: errors.LeadCardError | None, *, code: str | None = None,
-            status: int | None = None):  # type: ignore[no-untyped-def]
+            status: int | None = None):
     if getattr(g, "frame_origin", None) is None:
         security.set_frame_origin(security.claimed_origin())
     g.lang = getattr(g, "lang", None) or request.args.get("LANG") or "en"
@@ -49,23 +49,23 @@ def _render(exc: errors.LeadCardError | None, *, code: str | None = None,
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(errors.LeadCardError)
-    def _family(exc: errors.LeadCardError):  # type: ignore[no-untyped-def]
+    def _family(exc: errors.LeadCardError):
         level = logging.WARNING if exc.status >= 500 else logging.INFO
         log.log(level, "%s %s: %s", request.method, request.path, exc)
         return _render(exc)
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http(exc: HTTPException):
         status = exc.code or 500
         code = _HTTP_CODES.get(status, "bad_request" if 400 <= status < 500 else "internal")
         return _render(None, code=code, status=status)
 
     @app.errorhandler(SQLAlchemyError)
-    def _database(exc: SQLAlchemyError):  # type: ignore[no-untyped-def]
+    def _database(exc: SQLAlchemyError):
         log.error("database error on %s: %s", request.path, type(exc).__name__)
         return _render(errors.DatabaseUnavailable())
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _render(None, code="internal", status=500)

@@ -26,9 +26,9 @@ from typing import NamedTuple
 from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask_babel import Babel, get_locale
 
-from leadcard.web import assets, static_files
 from leadcard.card import i18n
 from leadcard.card.values import safe_web_url
+from leadcard.web import assets, static_files
 
 
 class ScriptAsset(NamedTuple):

@@ -185,11 +185,11 @@ class StaticFiles(WhiteNoise):
         variants = self.variant_cache.variants(path, digest)
         # No stat_cache: it lists only files under static/, and the variants live elsewhere.
         static_file = StaticFile(path, headers.items(), encodings=variants)
-        static_file.version = digest[:12]  # type: ignore[attr-defined]
-        static_file.variant_paths = tuple(variants.values())  # type: ignore[attr-defined]
+        static_file.version = digest[:12]
+        static_file.variant_paths = tuple(variants.values())
         return static_file
 
-    def serve(self, static_file: Any, environ: dict, start_response: StartResponse) -> Any:  # type: ignore[override]
+    def serve(self, static_file: Any, environ: dict, start_response: StartResponse) -> Any:
         version = getattr(static_file, "version", None)
         asked = parse_qs(environ.get("QUERY_STRING", "")).get("v")
         cache_control = IMMUTABLE if version and asked == [version] else REVALIDATE

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -246,7 +246,7 @@ def assert_page_assets(page) -> None:
 
 # --- our message catalogs ------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(lang: str) -> dict:
     """msgid → msgstr of translations/<lang>/LC_MESSAGES/messages.po ({} for English)."""
     from babel.messages.pofile import read_po

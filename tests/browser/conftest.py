@@ -23,7 +23,6 @@ import requests
 from devtools.harness import StartupError, app_settings, free_port, new_simulator, sqlite_url
 from tests.browser.browser_helpers import CHROMIUM, CHROMIUM_ARGS, AppServer, Watch, new_page
 
-
 # --- environment -------------------------------------------------------------------------
 
 @pytest.fixture(scope="session", autouse=True)

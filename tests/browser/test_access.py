@@ -20,7 +20,13 @@ from __future__ import annotations
 
 import requests
 
-from tests.browser.browser_helpers import expected, iframe_height, open_lead_tab, wait_app_frame, wait_fitted
+from tests.browser.browser_helpers import (
+    expected,
+    iframe_height,
+    open_lead_tab,
+    wait_app_frame,
+    wait_fitted,
+)
 
 PRIVATE = {"title": "Confidential: board member referral", "secrets": ["Viktor", "Brandt", "555 0143",
                                                                        "250,000", "250000"]}

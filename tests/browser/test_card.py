@@ -17,9 +17,18 @@ import re
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.browser.browser_helpers import (APP_FRAME, SAMPLE_LEADS, assert_page_assets, csp_violations,
-                             frame_metrics, iframe_height, open_lead_tab, wait_app_frame,
-                             wait_fitted)
+from tests.browser.browser_helpers import (
+    APP_FRAME,
+    SAMPLE_LEADS,
+    assert_page_assets,
+    csp_violations,
+    frame_metrics,
+    iframe_height,
+    open_lead_tab,
+    wait_app_frame,
+    wait_fitted,
+)
+
 
 def _norm(text: str) -> str:
     return " ".join(text.split())

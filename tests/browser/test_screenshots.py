@@ -18,7 +18,14 @@ import time
 
 import pytest
 
-from tests.browser.browser_helpers import REPO, SCREENSHOTS, frame_metrics, iframe_height, poll, wait_app_frame
+from tests.browser.browser_helpers import (
+    REPO,
+    SCREENSHOTS,
+    frame_metrics,
+    iframe_height,
+    poll,
+    wait_app_frame,
+)
 
 DOCS_SHOT = REPO / "docs" / "screenshots" / "lead-card.png"
 MAX_DOCS_BYTES = 400 * 1024

@@ -29,8 +29,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -87,7 +88,7 @@ class Stack:
         self._served: Served | None = None
 
     # lifecycle
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         from app import create_app
 
         self.sim.start()

@@ -31,8 +31,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from app import create_app
-    from leadcard.core import errors
     from leadcard.bitrix24.rest import Deadline
+    from leadcard.core import errors
 
     app = create_app()
     svc = app.extensions["leadcard"]

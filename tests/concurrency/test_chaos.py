@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -38,8 +38,13 @@ from markupsafe import escape
 from leadcard.bitrix24.rest import Deadline
 from leadcard.core.config import normalise_database_url
 from leadcard.storage.portals import ACTIVE, portals
-
-from tests.concurrency.concurrency_harness import DESIGNED_5XX, gunicorns, problem_code, running_stack, wait_until
+from tests.concurrency.concurrency_harness import (
+    DESIGNED_5XX,
+    gunicorns,
+    problem_code,
+    running_stack,
+    wait_until,
+)
 from tests.security.harness import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -114,7 +119,7 @@ class Traffic:
                 self.health.append((self.now(), status, self.now() - start))
             self.stop_event.wait(0.05)
 
-    def start(self) -> "Traffic":
+    def start(self) -> Traffic:
         self._workers = [threading.Thread(target=self._viewer, args=(n,), daemon=True)
                          for n in range(self.threads)]
         self._workers.append(threading.Thread(target=self._health, daemon=True))
@@ -247,7 +252,7 @@ def test_postgresql_restarted_during_traffic(tmp_path):
         try:
             time.sleep(2.0)
             restart_began = traffic.now()
-            done = subprocess.run(PG_RESTART, shell=True, capture_output=True, text=True,
+            done = subprocess.run(PG_RESTART, shell=True, capture_output=True, text=True,  # noqa: S602
                                   timeout=90)
             restart_done = traffic.now()
             assert done.returncode == 0, done.stdout + done.stderr

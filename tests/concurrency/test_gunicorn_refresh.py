@@ -24,9 +24,13 @@ import requests
 import sqlalchemy as sa
 
 from leadcard.storage.tables import ACTIVE, viewer_renewals
-
-from tests.concurrency.concurrency_harness import (PID_ACCESS_LOG, free_port, pids_connected_to, served_by,
-                                 wait_until)
+from tests.concurrency.concurrency_harness import (
+    PID_ACCESS_LOG,
+    free_port,
+    pids_connected_to,
+    served_by,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.concurrency.concurrency_harness import PID_ACCESS_LOG, connections_to, served_by, wait_until
+from tests.concurrency.concurrency_harness import (
+    PID_ACCESS_LOG,
+    connections_to,
+    served_by,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 

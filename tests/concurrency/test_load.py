@@ -32,7 +32,6 @@ from markupsafe import escape
 from leadcard.bitrix24.rest import Deadline
 from leadcard.core.errors import LeadCardError
 from leadcard.storage.tables import ACTIVE, portals, viewer_renewals
-
 from tests.concurrency.concurrency_harness import DESIGNED_5XX, problem_code, rss_mb
 
 pytestmark = pytest.mark.slow

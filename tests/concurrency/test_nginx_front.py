@@ -26,16 +26,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 from markupsafe import escape
 
-from tests.concurrency.concurrency_harness import ROOT, Stack, gunicorns, running_stack, wait_until
 from deploy import tls
 from devtools.devportal.servers import free_port
+from tests.concurrency.concurrency_harness import ROOT, Stack, gunicorns, running_stack, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +142,7 @@ class Serve:
             start_new_session=True)
         log.close()
 
-    def wait_ready(self) -> "Serve":
+    def wait_ready(self) -> Serve:
         def healthy() -> bool:
             assert self.proc.poll() is None, "bin/serve exited during start-up:\n" + self.log()
             try:

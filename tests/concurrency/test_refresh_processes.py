@@ -24,11 +24,15 @@ import time
 
 import pytest
 
-from leadcard.core import errors
 from leadcard.bitrix24.rest import Deadline
+from leadcard.core import errors
 from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED
-
-from tests.concurrency.concurrency_harness import ROOT, pg_backends_waiting_on_lock, running_stack, wait_until
+from tests.concurrency.concurrency_harness import (
+    ROOT,
+    pg_backends_waiting_on_lock,
+    running_stack,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 

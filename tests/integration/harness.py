@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from devtools.devportal import Simulator
-from devtools.harness import LiveApp, app_settings as harness_settings, sqlite_url
+from devtools.harness import LiveApp, sqlite_url
+from devtools.harness import app_settings as harness_settings
 
 __all__ = ["LiveApp", "app_settings"]
 

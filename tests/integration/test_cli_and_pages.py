@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import requests
 
 from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-
 from leadcard.storage.portals import ACTIVE, UNINSTALLED
 
 

@@ -22,8 +22,8 @@ import requests
 import sqlalchemy as sa
 
 from devtools.devportal.servers import free_port
-from leadcard.storage.buckets import SqlBucket
 from devtools.harness import serve_app
+from leadcard.storage.buckets import SqlBucket
 from tests.integration.harness import app_settings
 
 # A hung Redis costs a view at most a couple of the client's 0.25 s timeouts; the bound is

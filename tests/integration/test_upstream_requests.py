@@ -127,8 +127,8 @@ def test_warm_view_of_an_unchanged_lead_writes_nothing_to_the_cache(sim, live_ap
 
 def test_views_never_change_the_shared_cached_values(sim, live_app, installed):
     """MemoryCache hands out shared objects (cache.py): no view may mutate one."""
-    from leadcard.storage.cache import MemoryCache
     from devtools.devportal.data import SAMPLE_LEAD_KINDS
+    from leadcard.storage.cache import MemoryCache
 
     cache = live_app.services.cache
     if not isinstance(cache, MemoryCache):

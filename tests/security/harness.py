@@ -22,8 +22,9 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 import sqlalchemy as sa
@@ -163,7 +164,7 @@ class Egress:
         self.app_port: int | None = None
 
     # install / remove
-    def install(self, monkeypatch) -> "Egress":
+    def install(self, monkeypatch) -> Egress:
         recorder = self
         orig_connect = socket.socket.connect
         orig_sendall = socket.socket.sendall
@@ -294,7 +295,7 @@ class TcpProxy:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))

@@ -108,8 +108,8 @@ good_id = st.one_of(st.sampled_from([101, 102, 103, 104, 105, 106, 107, 201, 987
 valid_options = st.one_of(
     good_id.map(lambda n: (json.dumps({"ID": str(n)}), True)),
     good_id.map(lambda n: (json.dumps({"ID": n}), True)),
-    good_id.map(lambda n: ('{"ID":"%d","URI":"\\/crm\\/lead\\/details\\/%d\\/?IFRAME=Y"}'
-                           % (n, n), True)),
+    good_id.map(lambda n: (f'{{"ID":"{n}","URI":"\\/crm\\/lead\\/details\\/{n}\\/?IFRAME=Y"}}',
+                           True)),
     st.just((PLACEMENT["form"]["PLACEMENT_OPTIONS"], True)),
     st.just((DEAL_TAB["form"]["PLACEMENT_OPTIONS"], True)),
 )
@@ -366,7 +366,7 @@ def test_duplicate_keys_never_widen_access(world):
         list(form.items()) + [("PLACEMENT_OPTIONS", json.dumps({"ID": private["ID"]}))],
         [("PLACEMENT_OPTIONS", json.dumps({"ID": private["ID"]}))] + list(form.items()),
         [(k, v) for k, v in form.items() if k != "PLACEMENT_OPTIONS"]
-        + [("PLACEMENT_OPTIONS", '{"ID":"101","ID":"%s"}' % private["ID"])],
+        + [("PLACEMENT_OPTIONS", '{"ID":"101","ID":"' + str(private["ID"]) + '"}')],
         list(form.items()) + [("member_id", world.b.member_id), ("AUTH_ID", "0" * 40)],
     ]
     for pairs in cases:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from leadcard.core import errors
-from leadcard.flows.attempts import RULES, Allowance, AttemptLimits, Rule
 from leadcard.core.ratelimit import MemoryBucket
+from leadcard.flows.attempts import RULES, Allowance, AttemptLimits, Rule
 
 
 class Clock:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from leadcard.core import errors
 from leadcard.bitrix24.rest import error_from, php_query
+from leadcard.core import errors
 from tests.conftest import load_payload
 
 

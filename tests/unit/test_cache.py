@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from leadcard.storage.cache import FailOpenCache, MemoryCache, RedisCache, make_cache
 from leadcard.core.outage import Breaker
+from leadcard.storage.cache import FailOpenCache, MemoryCache, RedisCache, make_cache
 from tests.conftest import redis_or_skip
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

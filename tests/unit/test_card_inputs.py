@@ -42,7 +42,7 @@ READS: dict[str, tuple[str, ...] | str] = {
 
 def template_reads() -> set[str]:
     # A bare environment: Flask's own globals (request, g, config, url_for…) count as reads too.
-    env = Environment()
+    env = Environment(autoescape=True)
     names: set[str] = set()
     macros: set[str] = set()
     for name in TEMPLATES:

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadcard.card import fields as card_fields, model as cards, values as card_values
+from leadcard.card import fields as card_fields
+from leadcard.card import model as cards
+from leadcard.card import values as card_values
 from leadcard.card.build import build_card
 from leadcard.card.fields import FIELD_LABELS
 from leadcard.card.model import ReferenceData

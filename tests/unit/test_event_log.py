@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ def test_recorded_bodies_are_seen_others_are_not(engine):
 def test_old_rows_are_pruned_on_insert(engine, monkeypatch):
     log = ProcessedEvents(engine)
     log.record("a" * 64, "m1", "ONAPPINSTALL")
-    later = datetime.now(timezone.utc) + event_log.RETENTION + timedelta(minutes=1)
+    later = datetime.now(UTC) + event_log.RETENTION + timedelta(minutes=1)
 
     class Later(datetime):
         @classmethod

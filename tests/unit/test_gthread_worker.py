@@ -49,7 +49,7 @@ def test_gunicorn_still_has_the_hooks_this_worker_overrides():
     # An upgrade of gunicorn that renames these would silently bring back the blocking close.
     for name in ("finish_request", "murder_pending", "run", "handle", "enqueue_req"):
         assert callable(getattr(gthread.ThreadWorker, name)), name
-    assert callable(getattr(gthread.TConn, "close"))
+    assert callable(gthread.TConn.close)
 
 
 def test_graceful_close_sends_fin_at_once_and_lingers_without_blocking(worker, pair):

@@ -2,9 +2,9 @@
 
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from leadcard.core.errors import BadPayload
 from leadcard.bitrix24.payloads import (
     lead_id_of,
     parse_event,
@@ -12,6 +12,7 @@ from leadcard.bitrix24.payloads import (
     parse_placement,
     unflatten,
 )
+from leadcard.core.errors import BadPayload
 from tests.conftest import load_payload
 
 

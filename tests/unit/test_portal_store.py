@@ -10,12 +10,11 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from leadcard.storage import db
 from leadcard.core import errors
-from leadcard.storage.keyring import KeyRing
 from leadcard.core.grant import Grant
-from leadcard.storage import key_rotation
+from leadcard.storage import db, key_rotation
 from leadcard.storage.db import metadata
+from leadcard.storage.keyring import KeyRing
 from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED, UNINSTALLED, PortalStore, ViewerTokens
 from leadcard.storage.tables import oauth_states, portals, viewer_renewals
 

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from leadcard.storage import buckets as ratelimit
-from tests.conftest import redis_or_skip
 from leadcard.core.ratelimit import MemoryBucket, RateLimited
+from leadcard.storage import buckets as ratelimit
 from leadcard.storage.buckets import RedisBucket, SqlBucket, rate_bucket_table
+from tests.conftest import redis_or_skip
 
 
 def _postgres_url():

@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask, g, render_template
 
-from leadcard.web import assets, frontend
 from leadcard.card import i18n
 from leadcard.card import model as cards
 from leadcard.card.build import build_card
 from leadcard.card.model import ReferenceData
+from leadcard.web import assets, frontend
 
 ROOT = Path(__file__).resolve().parents[2]
 NONCE = "TESTNONCE123"

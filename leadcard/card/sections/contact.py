@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from leadcard.card import i18n
 from leadcard.card.context import Context
+from leadcard.card.fields import contact_id_of
 from leadcard.card.header import Header
 from leadcard.card.model import Field, Value
 from leadcard.card.multifield import MULTIFIELDS, values_of
-from leadcard.card.fields import contact_id_of
 from leadcard.card.sections.base import Shown
 from leadcard.card.values import positive_id
 

@@ -1,13 +1,13 @@
 """Alembic environment: runs on the connection handed over by `leadcard.storage.db.upgrade`."""
 
-from alembic import context
 import sqlalchemy as sa
+from alembic import context
 
 config = context.config
 connection = config.attributes.get("connection")
 
 if connection is None:
-    engine = sa.create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = sa.create_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.begin() as conn:
         # render_as_batch: SQLite cannot ALTER most things; batch mode copies the table,
         # so one history serves both databases (alembic.sqlalchemy.org/en/latest/batch.html).

@@ -6,9 +6,9 @@ import logging
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from leadcard.bitrix24.payloads import parse_event
 from leadcard.core import errors
 from leadcard.flows import lifecycle, services
-from leadcard.bitrix24.payloads import parse_event
 
 bp = Blueprint("events", __name__)
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadcard.storage import db
 from leadcard.flows import services
+from leadcard.storage import db
 
 bp = Blueprint("health", __name__)
 

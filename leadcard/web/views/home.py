@@ -2,12 +2,12 @@
 
 from flask import Blueprint, g, render_template, request
 
-from leadcard.core import errors
-from leadcard.flows import lifecycle, services
-from leadcard.web import security
-from leadcard.core.grant import portal_origin
 from leadcard.bitrix24.payloads import parse_frame
+from leadcard.core import errors
+from leadcard.core.grant import portal_origin
+from leadcard.flows import lifecycle, services
 from leadcard.storage.portals import ACTIVE
+from leadcard.web import security
 
 bp = Blueprint("home", __name__)
 

@@ -2,10 +2,10 @@
 
 from flask import Blueprint, g, render_template, request
 
+from leadcard.bitrix24.payloads import parse_frame
+from leadcard.core.grant import portal_origin
 from leadcard.flows import lifecycle, services
 from leadcard.web import security
-from leadcard.core.grant import portal_origin
-from leadcard.bitrix24.payloads import parse_frame
 
 bp = Blueprint("install", __name__)
 

@@ -10,9 +10,9 @@ from flask import Blueprint, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from leadcard.core import errors
+from leadcard.core.grant import portal_origin
 from leadcard.flows import lifecycle, services
 from leadcard.web import security
-from leadcard.core.grant import portal_origin
 
 bp = Blueprint("oauth_callback", __name__)
 

@@ -6,7 +6,8 @@ from leadcard.bitrix24.payloads import parse_placement
 from leadcard.card import build
 from leadcard.card.rendered import CardInputs
 from leadcard.core.grant import portal_origin
-from leadcard.flows import lead_tab as tab_flow, services
+from leadcard.flows import lead_tab as tab_flow
+from leadcard.flows import services
 from leadcard.web import frontend, security
 
 bp = Blueprint("placement", __name__)
