@@ -52,7 +52,7 @@ __all__ = ["ROOT", "free_port", "wait_until"]
 
 HERE = Path(__file__).resolve().parent
 
-# Designed error pages: 5xx the app means to send (security.md §4.2), each with a problem code.
+# Designed error pages: 5xx the app means to send (threats.md §4.2), each with a problem code.
 DESIGNED_5XX = {502, 503, 504}
 PROBLEM = re.compile(r'data-problem="([a-z_]+)"')
 

@@ -1,4 +1,4 @@
-"""Chaos: the database goes away while viewers keep opening cards (security.md §6 scenario 15).
+"""Chaos: the database goes away while viewers keep opening cards (threats.md §6 scenario 15).
 
 - SQLite (always): another connection holds `BEGIN EXCLUSIVE` on the file for a few seconds
   during traffic. Every request either waits and renders, or gets the designed 503 page

@@ -75,7 +75,7 @@ def test_burst_with_one_expired_viewer_pair_renews_once(stack, gunicorn_factory)
 
 
 def test_worker_killed_mid_refresh_is_respawned_and_grant_survives(stack, gunicorn_factory):
-    """security.md §6 scenario 6 under gunicorn.
+    """threats.md §6 scenario 6 under gunicorn.
 
     The stored grant is needed by an ONAPPUNINSTALL event (the app asks the OAuth server
     whether it is still installed before believing it); the stored token is expired, so the

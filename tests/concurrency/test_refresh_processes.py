@@ -1,6 +1,6 @@
 """Single-flight refresh of the *stored* grant across OS processes (SQLite file and PostgreSQL).
 
-security.md §2.4 and §6 scenarios 1–3, 6–7: Bitrix24 refresh tokens are single-use, so N
+threats.md §2.4 and §6 scenarios 1–3, 6–7: Bitrix24 refresh tokens are single-use, so N
 processes that all find the stored access token expired must spend the refresh token exactly
 once; a process killed while its refresh is in flight (before the OAuth server rotated) must not
 lose the grant; a process killed after it read the server's answer but before the row was
@@ -229,7 +229,7 @@ def test_lost_refresh_response_is_reauth_then_reseeded_by_admin(stack, drivers):
     socket still open and rotates, then the process is SIGKILLed with the new pair unread in
     its socket buffer. The stored refresh token is now spent.
 
-    Expected (security.md §2.4 "Ambiguous outcome", scenario 7): the next refresh gets
+    Expected (threats.md §2.4 "Ambiguous outcome", scenario 7): the next refresh gets
     invalid_grant under the lock → `reauth_required`, row kept; no further refresh attempts
     while in that state; the viewer's card still renders (it uses AUTH_ID); an administrator
     opening the app page re-seeds the stored grant → `active`, and it refreshes normally again.

@@ -1,4 +1,4 @@
-"""Every failure a user can meet, driven through the simulator (security.md §4.2 F1–F20).
+"""Every failure a user can meet, driven through the simulator (threats.md §4.2 F1–F20).
 
 Each test asserts the in-frame page: HTTP status, the problem code the page carries
 (`data-problem`) and the translated title from problems.py, and that no trace, framework
@@ -195,7 +195,7 @@ def test_invalid_viewer_token_is_401_card(sim, live_app, installed, how):
         sim.inject_error("a", "*", "invalid_token", count=None)
     before_tokens = dict(sim.stats()["token_calls"])
     response = placement(sim, live_app, 101, **overrides)
-    assert_designed_page(live_app, response, "not_verified", 401)  # security.md F7
+    assert_designed_page(live_app, response, "not_verified", 401)  # threats.md F7
     assert sim.stats()["token_calls"] == before_tokens  # nothing renewed
 
 

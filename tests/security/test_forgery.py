@@ -1,4 +1,4 @@
-"""Forged requests (security.md §6 scenarios 20–26 and 29), against the real app and simulator.
+"""Forged requests (threats.md §6 scenarios 20–26 and 29), against the real app and simulator.
 
 Evidence comes from three places: the simulator's own counters, a recording "evil" server
 on another loopback port, and the wire tap (`Egress`) that sees every connection the app
@@ -121,7 +121,7 @@ def test_a_genuine_token_with_a_forged_domain_is_framed_only_by_the_verified_por
         csp = response.headers["Content-Security-Policy"]
         assert f"frame-ancestors {installed.base_url};" in csp + ";"
         assert str(evil.port) not in csp
-    else:  # refusing the mismatch (security.md R4) is fine too
+    else:  # refusing the mismatch (threats.md R4) is fine too
         assert response.status_code == 403
 
 

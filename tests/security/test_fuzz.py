@@ -1,4 +1,4 @@
-"""Hostile input (security.md §6 scenarios 16 and 18), property-tested against the real app.
+"""Hostile input (threats.md §6 scenarios 16 and 18), property-tested against the real app.
 
 Hypothesis builds requests from the real payloads in `tests/fixtures/payloads/` — every
 field kept, dropped, duplicated or replaced by hostile text or raw non-UTF-8 bytes — and

@@ -1,4 +1,4 @@
-"""Secrets never leak (security.md §2.2, scenarios 27/28, T-16).
+"""Secrets never leak (threats.md §2.2, scenarios 27/28, T-16).
 
 A whole life cycle — install, ONAPPINSTALL, views, a viewer renewal, a stored-grant refresh,
 a reconnect, forged requests, uninstall — runs with logging at DEBUG. Then every access

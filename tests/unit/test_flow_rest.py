@@ -2,7 +2,7 @@
 
 - QUERY_LIMIT_EXCEEDED: the portal is paused in the shared bucket (0.5 s, then 1 s), the
   refused request is sent again in its turn, at most 3 attempts in all — writes too, since
-  Bitrix24 never executed it (security.md F3);
+  Bitrix24 never executed it (threats.md F3);
 - a 5xx or a failed connection: one retry for reads, none for writes;
 - a read timeout: never retried (the portal may still be executing the request);
 - a redirect is never followed by the client (the session decides: test_flow_portal_api).
