@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,22 +27,33 @@ def load_payload(name: str) -> dict:
 @contextmanager
 def throwaway_pg_schema() -> Iterator[str]:
     """A URL on TEST_DATABASE_URL's server whose search_path is a fresh, empty schema
-    (to PostgreSQL an empty database as far as the app can tell); dropped afterwards."""
+    (to PostgreSQL an empty database as far as the app can tell); dropped afterwards.
+
+    The admin engine pools nothing and the drop is retried for a while, so the schema also
+    goes after a test that restarted or cut the server."""
     import sqlalchemy as sa
 
     from leadcard.core.config import normalise_database_url
 
     base = normalise_database_url(PG_URL)
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
+    admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in base else "?"
     try:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with admin.begin() as conn:
+                    conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                break
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         admin.dispose()
 
 

@@ -20,15 +20,11 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
-import socket
 import sqlite3
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -45,6 +41,7 @@ from tests.concurrency.concurrency_harness import (
     running_stack,
     wait_until,
 )
+from tests.conftest import throwaway_pg_schema
 from tests.security.harness import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -215,35 +212,11 @@ def test_sqlite_file_locked_exclusively_during_traffic(tmp_path):
         _assert_grant_intact(stack)
 
 
-@contextlib.contextmanager
-def _throwaway_schema(base_url: str) -> Iterator[str]:
-    """Like tests/conftest.py's, but survives the server restart (no pooled admin connection)."""
-    base = normalise_database_url(base_url)
-    schema = f"chaos_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        def dropped() -> bool:
-            try:
-                with admin.begin() as conn:
-                    conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                return True
-            except sa.exc.OperationalError:
-                return False
-
-        wait_until(dropped, 30, "dropping the chaos schema", interval=0.5)
-        admin.dispose()
-
-
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL cases need TEST_DATABASE_URL (set by .ci/run)")
 @pytest.mark.skipif(not CHAOS, reason="restarts the PostgreSQL server, disrupting its other users: "
                                       "set LEADCARD_CHAOS=1 to run")
 def test_postgresql_restarted_during_traffic(tmp_path):
-    with _throwaway_schema(PG_URL) as url, running_stack(tmp_path, url) as stack, \
+    with throwaway_pg_schema() as url, running_stack(tmp_path, url) as stack, \
             gunicorns(stack) as start:
         stack.sim.knobs("a", rate_limit=False)
         g = start(workers=2, threads=4, **APP_RATE)
@@ -298,19 +271,8 @@ class PartitionProxy(TcpProxy):
     def relay(self) -> None:
         self._flowing.set()
 
-    def _pipe(self, src, dst) -> None:  # type: ignore[no-untyped-def, override]
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                self._flowing.wait(timeout=120)  # bounded: the test relays long before
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
+    def _before_relay(self) -> None:
+        self._flowing.wait(timeout=120)  # bounded: the test relays long before
 
 
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL cases need TEST_DATABASE_URL (set by .ci/run)")
@@ -323,7 +285,7 @@ def test_postgresql_silent_partition_answers_within_budget_and_recovers(tmp_path
     """
     partition = 12.0  # longer than the view budget: a view that waits it out is too slow
     base = sa.engine.make_url(normalise_database_url(PG_URL))
-    with _throwaway_schema(PG_URL) as direct_url:
+    with throwaway_pg_schema() as direct_url:
         proxy = PartitionProxy((base.host or "127.0.0.1", base.port or 5432)).start()
         url = sa.engine.make_url(direct_url).set(host="127.0.0.1", port=proxy.port)
         try:
@@ -381,7 +343,7 @@ def test_postgresql_reset_during_portals_renew_keeps_the_renewed_grant(tmp_path)
     a fresh connection once the database is back, and the command succeeds.
     """
     base = sa.engine.make_url(normalise_database_url(PG_URL))
-    with _throwaway_schema(PG_URL) as direct_url:
+    with throwaway_pg_schema() as direct_url:
         proxy = PartitionProxy((base.host or "127.0.0.1", base.port or 5432)).start()
         url = sa.engine.make_url(direct_url).set(host="127.0.0.1", port=proxy.port)
         try:

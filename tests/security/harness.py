@@ -337,13 +337,16 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _before_relay(self) -> None:
+        """Called before each chunk is passed on (a subclass may hold it back)."""
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                self._before_relay()
                 dst.sendall(data)
         except OSError:
             pass
