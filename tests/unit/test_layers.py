@@ -88,6 +88,13 @@ def test_nothing_imports_upward_or_sideways():
     assert not broken, "\n".join(sorted(set(broken)))
 
 
+def test_no_runtime_module_is_over_600_lines():
+    """Small modules with one job: a module that grows past this wants splitting."""
+    long = {module_name(p): n for p in runtime_modules()
+            if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, long
+
+
 def test_the_runtime_has_one_http_stack():
     """Portal REST and the OAuth server share one transport (bitrix24/http.py, urllib3):
     requests and Authlib are test and tool dependencies only."""
