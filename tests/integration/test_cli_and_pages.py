@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import requests
 
 from leadcard.storage.portals import ACTIVE, REAUTH_REQUIRED
@@ -129,3 +131,28 @@ def test_unknown_path_and_method_get_designed_pages(live_app):
     assert response.status_code == 404 and "Traceback" not in response.text
     response = requests.get(live_app.url + "/placement", timeout=5)
     assert response.status_code == 405 and "<html" in response.text.lower()
+
+
+def test_vendor_console_head_checks_and_a_person_opening_the_installer_url(live_app):
+    """Bitrix24 Market's vendor console checks the application and installer URLs with HEAD
+    and wants 200/301/302 (market/preparing-to-publish/faq.md); a person opening the
+    installer URL in a browser gets the app's page, not 405."""
+    for path in ("/", "/install"):
+        head = requests.head(live_app.url + path, timeout=5, allow_redirects=False)
+        assert head.status_code == 200, path
+        assert head.text == ""
+    page = requests.get(live_app.url + "/install", timeout=5)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    home = requests.get(live_app.url + "/", timeout=5).text
+    nonce = re.compile(r'nonce="[^"]+"')
+    assert nonce.sub("", page.text) == nonce.sub("", home)  # the home page
+    assert "Set-Cookie" not in page.headers
+    assert "frame-ancestors" in page.headers["Content-Security-Policy"]
+
+
+def test_liveness_and_readiness_probes(live_app):
+    live = requests.get(live_app.url + "/livez", timeout=5)
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    ready = requests.get(live_app.url + "/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert ready.json() == requests.get(live_app.url + "/healthz", timeout=5).json()

@@ -100,7 +100,12 @@ def _warm_view_is_one_call(sim, live, lead_id):
 
 
 def _health(live):
+    """/healthz, which must say what /readyz says; /livez answers 200 whatever they say."""
     r = requests.get(live.url + "/healthz", timeout=10)
+    ready = requests.get(live.url + "/readyz", timeout=10)
+    assert (ready.status_code, ready.json()) == (r.status_code, r.json())
+    live_probe = requests.get(live.url + "/livez", timeout=10)
+    assert (live_probe.status_code, live_probe.json()) == (200, {"status": "ok"})
     return r.status_code, r.json()
 
 

@@ -1,4 +1,5 @@
-"""GET /healthz — does this instance have what a card view needs? (load balancers, operators)
+"""GET /readyz (alias /healthz) — does this instance have what a card view needs? GET /livez —
+does the process answer? (load balancers, supervisors, operators)
 
 A view reads the token row (the database) and takes a slot in the portal's bucket, which is a
 *write* (on SQLite to a file of its own: services._bucket_engine), so both are checked: a
@@ -30,8 +31,17 @@ bp = Blueprint("health", __name__)
 HEALTH_ROUND_TRIP_SECONDS = 1.5
 
 
+@bp.get("/livez")
+def livez() -> ResponseReturnValue:
+    """The process answers (for a supervisor's restart decision): nothing else is asked."""
+    return jsonify(status="ok"), 200
+
+
+@bp.get("/readyz")
 @bp.get("/healthz")
-def healthz() -> ResponseReturnValue:
+def readyz() -> ResponseReturnValue:
+    """What a view needs answers (for a load balancer's routing decision); `/healthz` is the
+    same check under its older name."""
     svc = services.current()
     report: dict[str, str] = {}
     with db.round_trip_deadline(HEALTH_ROUND_TRIP_SECONDS):

@@ -10,6 +10,14 @@ from leadcard.web import security
 bp = Blueprint("install", __name__)
 
 
+@bp.get("/install")
+def installer_address() -> tuple[str, int]:
+    """A person (or the vendor console's HEAD check) opening the installer URL: 200 and the
+    app's own page, not 405 (market/preparing-to-publish/faq.md: the console wants 200, 301
+    or 302 for the application and installer URLs). Installing happens in Bitrix24."""
+    return render_template("home.html", portal=None), 200
+
+
 @bp.post("/install")
 def install() -> tuple[str, int]:
     frame = parse_frame(request.args, request.form)
