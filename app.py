@@ -18,7 +18,7 @@ from leadcard.core import logs
 from leadcard.core.config import load_settings
 from leadcard.flows.services import build_services
 from leadcard.storage import db
-from leadcard.web import error_pages, frontend, security, static_files
+from leadcard.web import error_pages, frontend, request_log, security, static_files
 from leadcard.web.views import register_blueprints
 
 
@@ -27,7 +27,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     settings = load_settings(overrides, instance_path=app.instance_path)
     app.instance_path = settings.instance_path  # INSTANCE_PATH may move it
     os.makedirs(app.instance_path, exist_ok=True)
-    logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"), settings.log_format)
 
     # No Flask SECRET_KEY, on purpose: without one Flask gives every request its read-only
     # null session and refuses any write, so the card can neither read nor set a session
@@ -46,6 +46,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         # that header is the client's own claim and is ignored (per-client limits use it).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     security.init_app(app)
+    if settings.log_format == "json":
+        request_log.init_app(app)
     frontend.init_app(app)
     # Static files are answered before Flask: versioned ones cached for a year, gzip/brotli
     # variants kept in the instance folder (leadcard/web/static_files.py).

@@ -49,6 +49,13 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 def normalise_database_url(url: str) -> str:
     """Map the URL spellings hosting platforms use onto SQLAlchemy + psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
@@ -78,6 +85,7 @@ class Settings:
     auto_migrate: bool = True
     card_cache_entries: int = 256
     proxy_hops: int = 0
+    log_format: str = "text"
 
     @property
     def oauth_token_url(self) -> str:
@@ -177,4 +185,5 @@ def load_settings(
         auto_migrate=auto_migrate,
         card_cache_entries=_count(env, "CARD_CACHE_ENTRIES", 256),
         proxy_hops=_count(env, "PROXY_HOPS", 0),
+        log_format=_choice(env, "LOG_FORMAT", ("text", "json"), "text"),
     )

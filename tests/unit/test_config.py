@@ -60,3 +60,10 @@ def test_a_shared_database_needs_token_keys():
     assert load_settings(environ=dict(BASE)).token_keys is None
     sqlite_file = load_settings(environ=dict(BASE, DATABASE_URL="sqlite:////tmp/x.sqlite3"))
     assert sqlite_file.token_keys is None
+
+
+def test_log_format_is_text_or_json():
+    assert load_settings(environ=dict(BASE)).log_format == "text"
+    assert load_settings(environ=dict(BASE, LOG_FORMAT="JSON")).log_format == "json"
+    with pytest.raises(ConfigError, match="LOG_FORMAT must be one of text, json"):
+        load_settings(environ=dict(BASE, LOG_FORMAT="yaml"))
