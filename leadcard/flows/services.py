@@ -18,6 +18,7 @@ from leadcard.bitrix24.rest import RestClient
 from leadcard.card.rendered import RenderedCards
 from leadcard.core.config import Settings
 from leadcard.core.outage import Breaker
+from leadcard.core.ratelimit import Bucket
 from leadcard.flows.attempts import AttemptLimits
 from leadcard.flows.portal_api import PortalApi
 from leadcard.storage import db
@@ -39,7 +40,7 @@ class Services:
     rest: RestClient
     portal_api: PortalApi
     cache: Cache
-    bucket: object
+    bucket: Bucket
     redis: Breaker | None  # the Redis client's breaker (health, counters); None without Redis
     rendered: RenderedCards
     events: ProcessedEvents
@@ -104,19 +105,18 @@ def build_services(settings: Settings, transport: Transport | None = None) -> Se
     # and per source IP — settings/performance/limits.md): Redis when configured, else the
     # database, which every worker of this deployment shares. With Redis, the database
     # bucket is also the fallback while Redis fails (FailoverBucket explains why).
-    redis_client = _redis(settings.redis_url) if settings.redis_url else None
-    breaker = Breaker("Redis") if redis_client is not None else None
     sql_bucket = _sql_bucket(settings, engine)
-    if redis_client is not None and breaker is not None:
+    redis_client, breaker = None, None
+    bucket: Bucket = sql_bucket
+    if settings.redis_url:
         import redis
 
-        bucket: object = FailoverBucket(
+        redis_client, breaker = _redis(settings.redis_url), Breaker("Redis")
+        bucket = FailoverBucket(
             RedisBucket(redis_client, rate=settings.rate_per_second,
                         burst=int(settings.rate_burst)),
             sql_bucket, breaker, (redis.RedisError,),
         )
-    else:
-        bucket = sql_bucket
     rest = RestClient(
         transport,
         bucket,

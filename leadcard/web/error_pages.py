@@ -29,12 +29,7 @@ def _render(exc: errors.LeadCardError | None, *, code: str | None = None,
         security.set_frame_origin(security.claimed_origin())
     g.lang = getattr(g, "lang", None) or request.args.get("LANG") or "en"
     reconnect = None
-    member_id = ""
-    if request.method == "POST":
-        try:
-            member_id = request.form.get("member_id", "")
-        except HTTPException:
-            pass  # the body itself is the problem (too large, too many fields): don't re-parse
+    member_id = security.posted_value("member_id")
     if member_id.isalnum():
         reconnect = services.current().settings.url_for_handler(f"/reconnect?member_id={member_id}")
     problem = problem_for(exc, code=code, status=status,

@@ -9,19 +9,16 @@ import logging
 import time
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+
+from leadcard.web import security
 
 log = logging.getLogger("leadcard.web.requests")
 
 
 def _member_id() -> str | None:
     """The portal the request names, if it names one plainly (form, query or event auth)."""
-    candidates = [request.args.get("member_id")]
-    if request.method == "POST":
-        try:  # the body may be the problem (too large): never parse it again here
-            candidates += [request.form.get("member_id"), request.form.get("auth[member_id]")]
-        except HTTPException:
-            pass
+    candidates = (request.args.get("member_id"), security.posted_value("member_id"),
+                  security.posted_value("auth[member_id]"))
     for value in candidates:
         if value and value.isalnum() and len(value) <= 64:
             return value

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 MAX_BODY_BYTES = 64 * 1024  # a frame POST is ~1 KB; 64 KB leaves room, 10 MB is refused
 MAX_FORM_PARTS = 200
@@ -35,6 +36,18 @@ def claimed_origin() -> str | None:
     scheme = "https" if request.args.get("PROTOCOL", "1") == "1" else "http"
     origin = f"{scheme}://{domain}"
     return origin if domain and _ORIGIN.match(origin) else None
+
+
+def posted_value(name: str) -> str:
+    """A form field of a POST, or "" — never raising, for code that runs after a request
+    failed: when the body itself was the problem (too large, too many fields) it is not
+    parsed again."""
+    if request.method != "POST":
+        return ""
+    try:
+        return request.form.get(name, "")
+    except HTTPException:
+        return ""
 
 
 def csp_nonce() -> str:

@@ -52,7 +52,7 @@ def readyz() -> ResponseReturnValue:
             report["database"] = "unavailable"
         if report["database"] == "ok":
             try:
-                svc.bucket.probe()  # type: ignore[attr-defined]
+                svc.bucket.probe()
                 report["bucket"] = "ok"
             except SQLAlchemyError:
                 report["bucket"] = "unavailable"
