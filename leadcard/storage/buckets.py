@@ -203,7 +203,7 @@ class SqlBucket(Bucket):
     def probe(self) -> None:
         """One small write to the bucket's table: a read-only file, a full disk or a lost
         database raises here as it would on the next view's ``acquire``."""
-        with self._serial, db.write_transaction(self._engine) as conn:
+        with self._serial, db.write_transaction(self._engine, waits_for_locks=False) as conn:
             self._raise_to(conn, "probe:healthz", self._now(conn))
 
 

@@ -226,15 +226,18 @@ def _enable_wal(cursor) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, waits_for_locks: bool = True) -> Iterator[Connection]:
     """A transaction that will write: SQLite takes the write lock at BEGIN.
 
     Its statements may wait for row locks (up to LOCK_WAIT_SECONDS), so on PostgreSQL they
-    get LOCKING_QUERY_SECONDS; the checkout's pre-ping before it keeps QUERY_SECONDS.
+    get LOCKING_QUERY_SECONDS; the checkout's pre-ping before it keeps QUERY_SECONDS. A
+    writer of rows nobody holds (`waits_for_locks=False`: a health probe) keeps the
+    caller's round-trip deadline instead, so a silent database cannot hold it 10 s.
     """
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_immediate=True)
-        with round_trip_deadline(LOCKING_QUERY_SECONDS), conn.begin():
+        deadline = LOCKING_QUERY_SECONDS if waits_for_locks else _round_trip_seconds.get()
+        with round_trip_deadline(deadline), conn.begin():
             yield conn
 
 
