@@ -116,6 +116,12 @@ class Traffic:
                 self.health.append((self.now(), status, self.now() - start))
             self.stop_event.wait(0.05)
 
+    def first_card_after(self, since: float, timeout: float, what: str) -> float:
+        """Wait (bounded) until a view that began at or after `since` showed its lead; the
+        time it was seen."""
+        wait_until(lambda: any(v[0] >= since and v[4] for v in list(self.views)), timeout, what)
+        return self.now()
+
     def start(self) -> Traffic:
         self._workers = [threading.Thread(target=self._viewer, args=(n,), daemon=True)
                          for n in range(self.threads)]
@@ -230,9 +236,8 @@ def test_postgresql_restarted_during_traffic(tmp_path):
             restart_done = traffic.now()
             assert done.returncode == 0, done.stdout + done.stderr
             # Back in service: wait (bounded) for the first good card, then keep going a while.
-            wait_until(lambda: any(v[0] >= restart_done and v[4] for v in list(traffic.views)), 20,
-                       "a card rendered after the restart")
-            recovered_at = traffic.now()
+            recovered_at = traffic.first_card_after(restart_done, 20,
+                                                    "a card rendered after the restart")
             time.sleep(4.0)
         finally:
             traffic.stop()
@@ -301,10 +306,8 @@ def test_postgresql_silent_partition_answers_within_budget_and_recovers(tmp_path
                     time.sleep(partition)
                     proxy.relay()
                     healed_at = traffic.now()
-                    wait_until(lambda: any(v[0] >= healed_at and v[4]
-                                           for v in list(traffic.views)), 15,
-                               "a card rendered after the partition")
-                    recovered_at = traffic.now()
+                    recovered_at = traffic.first_card_after(healed_at, 15,
+                                                            "a card rendered after the partition")
                     time.sleep(3.0)
                 finally:
                     traffic.stop()
