@@ -24,11 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from leadcard.bitrix24.http import Transport, TransportError
+from leadcard.bitrix24 import observe
+from leadcard.bitrix24.http import ConnectFailed, ReadTimedOut, Transport, TransportError
 from leadcard.core import errors
 from leadcard.core.config import Settings
 from leadcard.core.grant import Grant, portal_domain
@@ -85,9 +87,11 @@ _FORM_HEADERS = {
 class OAuthClient:
     """Token refresh, code exchange and token introspection against the pinned OAuth server."""
 
-    def __init__(self, settings: Settings, transport: Transport) -> None:
+    def __init__(self, settings: Settings, transport: Transport,
+                 observers: Sequence[observe.Observer] = ()) -> None:
         self._settings = settings
         self._transport = transport
+        self.observers = list(observers)  # told of every call (observe.py: REST log, metrics)
         # Counted for tests and the benchmark (how many refreshes really happened).
         self.calls = {"refresh_token": 0, "authorization_code": 0, "app.info": 0}
 
@@ -110,7 +114,7 @@ class OAuthClient:
         server only); OAuth and transport errors become our family."""
         form = dict(form, client_id=self._settings.client_id,
                     client_secret=self._settings.client_secret)
-        status, body = self._post(self.token_url, form, "token endpoint")
+        status, body = self._post(self.token_url, form, "oauth." + form["grant_type"])
         if status >= 500 or 300 <= status < 400 or not isinstance(body, dict):
             # A failing server, a gateway's page, a redirect (never followed): the grant is fine, try later.
             raise errors.OAuthUnavailable(f"token endpoint answered HTTP {status}")
@@ -151,7 +155,18 @@ class OAuthClient:
         )
 
     def _post(self, url: str, form: dict[str, str], what: str) -> tuple[int, Any]:
-        """POST `form` to the OAuth server; (status, parsed JSON or None when not JSON)."""
+        """POST `form` to the OAuth server; (status, parsed JSON or None when not JSON).
+        `what` names the call for errors and the observers."""
+        started, clock = time.time(), time.monotonic()
+
+        def report(status: int | None, code: str, body: Any, raw: bytes = b"") -> None:
+            if not self.observers:
+                return
+            member_id = observe.current_portal() or _named_portal(body)
+            observe.notify(self.observers, observe.UpstreamCall(
+                "oauth", member_id, what, form, status, code, started,
+                time.monotonic() - clock, raw))
+
         try:
             reply = self._transport.post(
                 url, urlencode(form).encode(), _FORM_HEADERS,
@@ -159,11 +174,16 @@ class OAuthClient:
                 read_timeout=self._settings.read_timeout,
             )
         except TransportError as exc:
+            report(None, observe.READ_TIMEOUT if isinstance(exc, ReadTimedOut)
+                   else observe.UNREACHABLE if isinstance(exc, ConnectFailed)
+                   else observe.TRANSPORT_FAILED, None)
             raise errors.OAuthUnavailable(f"{what} failed: {type(exc).__name__}") from None
         try:
-            return reply.status, json.loads(reply.body)
+            body = json.loads(reply.body)
         except ValueError:
-            return reply.status, None
+            body = None
+        report(reply.status, observe.error_code_of(body), body, reply.body)
+        return reply.status, body
 
     def _grant(self, token: dict[str, Any]) -> Grant:
         try:
@@ -192,6 +212,17 @@ class OAuthClient:
         allowed = ("https",) + (("http",) if self._settings.allow_http else ())
         if parts.scheme not in allowed or not parts.hostname:
             raise errors.OAuthRejected("OAuth server named an unusable client_endpoint")
+
+
+def _named_portal(body: Any) -> str | None:
+    """The `member_id` a token answer or an `app.info` answer names, if any."""
+    if not isinstance(body, dict):
+        return None
+    result = body.get("result")
+    install = result.get("install") if isinstance(result, dict) else None
+    named = body.get("member_id") or (install.get("member_id") if isinstance(install, dict)
+                                      else None)
+    return str(named) if named else None
 
 
 def _int_or_none(value: object) -> int | None:

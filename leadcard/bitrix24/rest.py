@@ -38,12 +38,19 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from leadcard.bitrix24.http import ConnectFailed, ReadTimedOut, Transport, TransportFailed
+from leadcard.bitrix24 import observe
+from leadcard.bitrix24.http import (
+    ConnectFailed,
+    ReadTimedOut,
+    Reply,
+    Transport,
+    TransportFailed,
+)
 from leadcard.core import errors
 from leadcard.core.ratelimit import RateLimited as BucketFull
 
@@ -188,8 +195,10 @@ class RestClient:
         read_timeout: float,
         allow_http: bool,
         sleep: Callable[[float], None] = time.sleep,
+        observers: Sequence[observe.Observer] = (),
     ) -> None:
         self._transport = transport
+        self.observers = list(observers)  # told of every attempt (observe.py: REST log, metrics)
         self._bucket = bucket
         self._sleep = sleep  # injectable so the retry policy is tested without waiting
         self._connect_timeout = connect_timeout
@@ -261,7 +270,7 @@ class RestClient:
             attempt += 1
             self._wait_for_slot(bucket_key, deadline)
             try:
-                return self._post_once(url, payload, deadline)
+                return self._post_once(url, method, payload, bucket_key, deadline)
             except errors.RateLimited as exc:
                 # Bitrix24's counter for this portal is full: pause it for every worker and
                 # host, 0.5 s then 1 s or what the answer says (threats.md F3). No jitter:
@@ -311,10 +320,19 @@ class RestClient:
                 raise errors.RateLimited("portal paused after QUERY_LIMIT_EXCEEDED",
                                          retry_after=left)
 
-    def _post_once(self, url: str, payload: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+    def _post_once(self, url: str, method: str, payload: dict[str, Any], member_id: str,
+                   deadline: Deadline) -> dict[str, Any]:
         remaining = deadline.remaining()
         if remaining <= 0.05:
             raise errors.PortalTimeout("no time left in the budget")
+        started, clock = time.time(), time.monotonic()
+
+        def report(status: int | None, code: str, body: bytes = b"") -> None:
+            if self.observers:
+                observe.notify(self.observers, observe.UpstreamCall(
+                    "rest", member_id, method, payload, status, code, started,
+                    time.monotonic() - clock, body))
+
         try:
             reply = self._transport.post(
                 url,
@@ -325,13 +343,21 @@ class RestClient:
             )
         except ReadTimedOut:
             # Sent, unanswered: Bitrix24 may still execute it. Never retried.
+            report(None, observe.READ_TIMEOUT)
             raise errors.PortalTimeout("read timeout") from None
         except ConnectFailed:
             # Refused, unresolvable, connect timeout, dropped before an answer: retry once.
+            report(None, observe.UNREACHABLE)
             raise _ConnectFailed() from None
         except TransportFailed as exc:
+            report(None, observe.TRANSPORT_FAILED)
             raise errors.PortalError(str(exc) or "transport failed") from None
+        try:
+            return self._parse(reply)
+        finally:
+            report(reply.status, _error_code(reply.body), reply.body)
 
+    def _parse(self, reply: Reply) -> dict[str, Any]:
         status = reply.status
         if 300 <= status < 400:
             raise PortalRedirect(reply.headers.get("location", ""))
@@ -376,6 +402,18 @@ def _as_map(value: Any) -> dict[str, Any]:
     if isinstance(value, list):
         return {str(i): v for i, v in enumerate(value)}
     return {}
+
+
+def _error_code(raw: bytes) -> str:
+    """The answer's Bitrix24 error code for the observers ("" for a success). The body is
+    parsed a second time only when it mentions `"error"` at all: rare in a success, so a
+    warm view pays nothing for it."""
+    if b'"error"' not in raw:
+        return ""
+    try:
+        return observe.error_code_of(json.loads(raw))
+    except ValueError:
+        return ""
 
 
 def _retry_after(header: str) -> float | None:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from leadcard.bitrix24 import observe
 from leadcard.bitrix24.oauth import AppInfo, OAuthClient
 from leadcard.bitrix24.rest import BatchResult, Deadline, PortalRedirect, RestClient
 from leadcard.core import errors
@@ -118,15 +119,20 @@ class PortalSession:
         here): an access token merely past its life is no proof that the grant is gone, so
         the credential renews once; only a refusal of the renewal itself is final.
         """
-        try:
-            return self._oauth.app_info(self.credential.access_token)
-        except errors.TokenRevoked:
-            self._renew()
-            return self._oauth.app_info(self.credential.access_token)
+        with observe.portal(self.member_id):
+            try:
+                return self._oauth.app_info(self.credential.access_token)
+            except errors.TokenRevoked:
+                self._renew()
+                return self._oauth.app_info(self.credential.access_token)
 
     # --- the policy -------------------------------------------------------------------
 
     def _with_policy(self, send: Callable[[str, str], Any]) -> Any:
+        with observe.portal(self.member_id):  # renewals and app.info belong to this portal
+            return self._send_with_policy(send)
+
+    def _send_with_policy(self, send: Callable[[str, str], Any]) -> Any:
         renewed = moved = False
         while True:
             try:

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from leadcard.bitrix24 import observe
 from leadcard.bitrix24.payloads import PlacementRequest
 from leadcard.bitrix24.rest import Deadline
 from leadcard.bitrix24.session import PortalSession, Renewed
@@ -65,8 +66,9 @@ class ViewerToken:
         if not self._refresh_id:
             raise errors.SessionExpired("viewer token expired")
         try:
-            grant = self._svc.store.renew_viewer(self._member_id, self._refresh_id,
-                                                 self._svc.oauth.refresh)
+            with observe.portal(self._member_id):
+                grant = self._svc.store.renew_viewer(self._member_id, self._refresh_id,
+                                                     self._svc.oauth.refresh)
         except (errors.TokenRevoked, errors.OAuthRejected, errors.AppNotInstalled):
             raise errors.SessionExpired("viewer refresh token refused") from None
         self.access_token = grant.access_token

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from leadcard.bitrix24 import observe
 from leadcard.bitrix24.oauth import OAuthClient
 from leadcard.bitrix24.rest import Deadline, RestClient
 from leadcard.bitrix24.session import PortalSession, Renewed
@@ -68,7 +69,9 @@ class StoredGrant:
         """Single-flight refresh of the pair at the version that just failed; the renewed
         grant's endpoint is the OAuth server's answer, so the session follows it."""
         creds = self.credentials
-        self.credentials = self._store.refresh(creds.member_id, creds.version, self._oauth.refresh)
+        with observe.portal(creds.member_id):
+            self.credentials = self._store.refresh(creds.member_id, creds.version,
+                                                   self._oauth.refresh)
         return Renewed(self.credentials.access_token, self.credentials.client_endpoint)
 
 
@@ -109,4 +112,5 @@ class PortalApi:
 
     def renew(self, member_id: str, seen_version: int) -> Credentials:
         """Single-flight refresh of the stored grant at `seen_version` (`portals renew`)."""
-        return self._store.refresh(member_id, seen_version, self._oauth.refresh)
+        with observe.portal(member_id):
+            return self._store.refresh(member_id, seen_version, self._oauth.refresh)
