@@ -1,6 +1,6 @@
-"""Operator commands: `flask --app app portals list|check|renew`, `keys rotate`, `db upgrade`.
+"""`flask --app app portals list|check|renew`: the stored portals, for the operator.
 
-Output never contains tokens; `check` exits non-zero when any portal fails.
+Output never contains tokens; `check` and `renew` exit non-zero when any portal fails.
 """
 
 from __future__ import annotations
@@ -8,37 +8,20 @@ from __future__ import annotations
 import sys
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from leadcard.bitrix24.rest import Deadline
+from leadcard.cli.common import ready
 from leadcard.core import errors
-from leadcard.flows import services
-from leadcard.storage import db
 from leadcard.storage.portals import UNINSTALLED, iter_expiring
 
 portals_cli = AppGroup("portals", help="Inspect and maintain stored portals.")
-keys_cli = AppGroup("keys", help="Token encryption keys.")
-db_cli = AppGroup("db", help="Database schema.")
-
-
-def _ready() -> services.Services:
-    """The app's services, on a schema at the code's revision (the embedded default migrates
-    itself; a shared database must have had `flask db upgrade`). `create_app` skips this
-    check under the `flask` command so that `db upgrade` can run on an old schema."""
-    svc = services.current()
-    db.ensure_schema(svc.engine, svc.settings.auto_migrate)
-    return svc
-
-
-def _fmt(value: object) -> str:
-    return "-" if value is None else str(value)
 
 
 @portals_cli.command("list")
 def portals_list() -> None:
     """member_id, domain, status and token expiry of every stored portal (never tokens)."""
-    rows = _ready().store.list()
+    rows = ready().store.list()
     click.echo(f"{'member_id':34} {'domain':32} {'status':16} token_expires_at")
     for p in rows:
         expires = p.token_expires_at.isoformat(timespec="seconds") if p.token_expires_at else "-"
@@ -49,7 +32,7 @@ def portals_list() -> None:
 @portals_cli.command("check")
 def portals_check() -> None:
     """Call app.info on every installed portal with its stored grant (renewing if expired)."""
-    svc = _ready()
+    svc = ready()
     failed = 0
     for p in svc.store.list():
         if p.status == UNINSTALLED:
@@ -73,7 +56,7 @@ def portals_check() -> None:
               help="Renew grants last renewed more than DAYS ago (refresh tokens live 180 days).")
 def portals_renew(older_than: float) -> None:
     """Spend and replace old refresh tokens so rarely used portals stay connected."""
-    svc = _ready()
+    svc = ready()
     failed = renewed = 0
     for p in list(iter_expiring(svc.store, older_than)):
         try:
@@ -87,23 +70,3 @@ def portals_renew(older_than: float) -> None:
     click.echo(f"{renewed} renewed, {failed} failed")
     if failed:
         sys.exit(1)
-
-
-@keys_cli.command("rotate")
-def keys_rotate() -> None:
-    """Re-encrypt every stored token under the newest key of TOKEN_KEYS."""
-    changed = _ready().store.rotate_keys()
-    click.echo(f"re-encrypted {changed} row(s) under the newest key")
-
-
-@db_cli.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the migration history to DATABASE_URL."""
-    engine = services.current().engine
-    db.upgrade(engine)
-    click.echo(f"database at revision {db.current_revision(engine)}")
-
-
-def register(app: Flask) -> None:
-    for group in (portals_cli, keys_cli, db_cli):
-        app.cli.add_command(group)
