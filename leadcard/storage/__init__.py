@@ -12,6 +12,7 @@
 ``key_rotation``     re-encryption of every stored secret under the newest key
 ``keyring``          the token key ring (Fernet keys, newest first)
 ``event_log``        events already processed (the repeat filter for /events)
+``rest_log``         the REST log: every HTTP attempt to Bitrix24, bodies redacted+encrypted
 ``cache``            the shared TTL cache of per-portal reference data
 ``buckets``          the rate-limit buckets (SQL, Redis, Redis with the database as fallback)
 """
