@@ -86,6 +86,7 @@ class Settings:
     card_cache_entries: int = 256
     proxy_hops: int = 0
     log_format: str = "text"
+    rest_log_days: float = 7.0  # REST log retention; Market asks for at least 3 days
 
     @property
     def oauth_token_url(self) -> str:
@@ -162,6 +163,14 @@ def load_settings(
             "TOKEN_KEYS=$(python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())') (see .env.example)."
         )
+    # Bitrix24 Market: REST request/response logs kept "for at least the last 3 days"
+    # (market/preparing-to-publish/common-requirements.md); no setting turns the log off.
+    rest_log_days = _float(env, "REST_LOG_DAYS", 7.0)
+    if rest_log_days < 3:
+        raise ConfigError(
+            f"REST_LOG_DAYS must be at least 3 (Bitrix24 Market keeps REST logs 3 days), "
+            f"got {env.get('REST_LOG_DAYS')!r}"
+        )
     auto_migrate_raw = env.get("DB_AUTO_MIGRATE")
     auto_migrate = is_sqlite if auto_migrate_raw in (None, "") else _flag(auto_migrate_raw)
 
@@ -186,4 +195,5 @@ def load_settings(
         card_cache_entries=_count(env, "CARD_CACHE_ENTRIES", 256),
         proxy_hops=_count(env, "PROXY_HOPS", 0),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json"), "text"),
+        rest_log_days=rest_log_days,
     )

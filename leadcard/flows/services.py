@@ -21,6 +21,7 @@ from leadcard.core.outage import Breaker
 from leadcard.core.ratelimit import Bucket
 from leadcard.flows.attempts import AttemptLimits
 from leadcard.flows.portal_api import PortalApi
+from leadcard.flows.rest_log_writer import RestLogWriter
 from leadcard.storage import db
 from leadcard.storage.buckets import FailoverBucket, RedisBucket, SqlBucket
 from leadcard.storage.cache import Cache, make_cache
@@ -28,6 +29,7 @@ from leadcard.storage.event_log import ProcessedEvents
 from leadcard.storage.grant_journal import GrantJournal
 from leadcard.storage.keyring import KeyRing
 from leadcard.storage.portals import PortalStore
+from leadcard.storage.rest_log import RestLog
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Services:
     rendered: RenderedCards
     events: ProcessedEvents
     attempts: AttemptLimits
+    rest_log: RestLogWriter | None = None  # every upstream attempt, written in the background
 
 
 # Redis timeouts: a view has 10 s and Redis is only a shortcut (cache, bucket), so a hung or
@@ -100,7 +103,9 @@ def build_services(settings: Settings, transport: Transport | None = None) -> Se
     # Renewed grants not yet committed survive a crash here (storage/refresh.py, grant_journal.py).
     journal = GrantJournal(os.path.join(settings.instance_path, "grant-journal"), keyring)
     store = PortalStore(engine, keyring, settings.secret_key, journal=journal)
-    oauth = OAuthClient(settings, transport)
+    # The REST log (Market rule: always on) observes both clients (rest_log_writer.py).
+    rest_log = RestLogWriter(RestLog(engine, keyring), settings.rest_log_days)
+    oauth = OAuthClient(settings, transport, observers=[rest_log])
     # The per-portal bucket must be shared by every worker and host (limits are per portal
     # and per source IP — settings/performance/limits.md): Redis when configured, else the
     # database, which every worker of this deployment shares. With Redis, the database
@@ -123,6 +128,7 @@ def build_services(settings: Settings, transport: Transport | None = None) -> Se
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         allow_http=settings.allow_http,
+        observers=[rest_log],
     )
     return Services(
         settings=settings,
@@ -144,6 +150,7 @@ def build_services(settings: Settings, transport: Transport | None = None) -> Se
             lambda rate, burst: sql_bucket.sibling(rate=rate, burst=int(burst)),
             settings.secret_key,
         ),
+        rest_log=rest_log,
     )
 
 
