@@ -47,6 +47,7 @@ from leadcard.storage.records import (
     utc_now,
 )
 from leadcard.storage.refresh import StoredGrantRefresh
+from leadcard.storage.rest_log import rest_log
 from leadcard.storage.tables import (
     ACTIVE,
     PAYMENT_REQUIRED,
@@ -241,6 +242,8 @@ class PortalStore:
         with self._writing() as conn:
             if clean:
                 result = conn.execute(portals.delete().where(portals.c.member_id == member_id))
+                # CLEAN=1 asks for the portal's data gone: its REST-log rows too.
+                conn.execute(rest_log.delete().where(rest_log.c.member_id == member_id))
             else:
                 result = conn.execute(
                     portals.update()

@@ -90,3 +90,17 @@ def test_rest_log_days_refuses_less_than_three(days, ok):
     else:
         with pytest.raises(ConfigError, match="REST_LOG_DAYS must be at least 3"):
             load_settings(environ=env)
+
+
+def test_clean_uninstall_deletes_the_portals_rows_only(world):
+    fake, portal, svc = world
+    view(fake, portal, svc)
+    writer = svc.rest_log
+    writer(UpstreamCall(service="rest", member_id="other", method="crm.lead.get", params={},
+                        http_status=200, error_code="", started_at=1e9, duration=0.0,
+                        response=b"{}"))
+    writer.flush()
+    svc.store.uninstall(portal.member_id, clean=False)
+    assert writer.store.known(portal.member_id)  # without CLEAN the rows wait for pruning
+    svc.store.uninstall(portal.member_id, clean=True)
+    assert not writer.store.known(portal.member_id) and writer.store.known("other")
