@@ -67,6 +67,21 @@ def create_control_blueprint(sim: Simulator) -> Blueprint:
         ids = [sim.set_fault(**spec) for spec in specs]
         return json_response({"ids": ids, "faults": sim.world.faults.list()})
 
+    @bp.post("/activity")
+    def activity() -> Response:
+        b = body()
+        return json_response(sim.add_activity(
+            b.get("portal", "a"), int(b["lead_id"]), str(b.get("subject", "New to-do")),
+            completed=bool(b.get("completed")), deadline_in=float(b.get("deadline_in", 86400)),
+            responsible=int(b.get("responsible", 1)), type_id=int(b.get("type_id", 6)),
+            direction=int(b.get("direction", 0))))
+
+    @bp.post("/comment")
+    def comment() -> Response:
+        b = body()
+        return json_response(sim.add_comment(b.get("portal", "a"), int(b["lead_id"]),
+                                             str(b.get("text", "")), int(b.get("author", 1))))
+
     @bp.get("/portals")
     def portals() -> Response:
         return json_response(sim.describe())

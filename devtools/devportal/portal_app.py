@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, abort, request, send_from_directory
 
+from . import crm_context  # noqa: F401  (registers the context methods in rest.METHODS)
 from . import frames, lifecycle, pages
 from .batch import run_batch
 from .data import avatar_svg

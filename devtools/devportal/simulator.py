@@ -289,6 +289,36 @@ class Simulator:
             lead["DATE_MODIFY"] = self.world.now_iso(p)  # in the portal's offset, as REST shows
             return dict(lead)
 
+    def add_activity(self, portal: str, lead_id: int, subject: str, *, completed: bool = False,
+                     deadline_in: float = 86400.0, responsible: int = 1, type_id: int = 6,
+                     direction: int = 0) -> dict:
+        """An activity added at the portal, as a user would (a to-do by default, due in
+        ``deadline_in`` seconds; negative = overdue); it shows in crm.activity.list at once."""
+        from .context_data import _activity
+        with self.world.lock:
+            p = self.world.portal(portal)
+            new_id = max((int(a["ID"]) for a in p.activities), default=500) + 1
+            now = self.world.clock.now()
+            provider = {6: ("CRM_TODO", "TODO"), 2: ("VOXIMPLANT_CALL", "CALL"),
+                        4: ("CRM_EMAIL", "EMAIL"), 1: ("CRM_MEETING", "MEETING")}[type_id]
+            act = _activity(new_id, int(lead_id), type_id=type_id, provider=provider[0],
+                            provider_type=provider[1], subject=subject, completed=completed,
+                            start=now, deadline=now + deadline_in, responsible=responsible,
+                            direction=direction, tz=p.tz)
+            p.activities.append(act)
+            p.leads[int(lead_id)]["LAST_ACTIVITY_TIME"] = self.world.now_iso(p)
+            return dict(act)
+
+    def add_comment(self, portal: str, lead_id: int, text: str, author: int = 1) -> dict:
+        """A timeline comment added at the portal; crm.timeline.comment.list shows it at once."""
+        from .context_data import _comment
+        with self.world.lock:
+            p = self.world.portal(portal)
+            new_id = max((int(c["ID"]) for c in p.comments), default=700) + 1
+            comment = _comment(new_id, int(lead_id), self.world.clock.now(), author, text, p.tz)
+            p.comments.append(comment)
+            return dict(comment)
+
     def advance_clock(self, seconds: float) -> None:
         """Move the simulator's clock (token / code expiry) forward without sleeping."""
         self.world.clock.advance(seconds)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import data as sample
+from .context_data import portal_context
 from .envelope import RestError, iso
 from .faults import FaultBook, LeakyBucket
 
@@ -127,6 +128,10 @@ class Portal:
     leads: dict = field(default_factory=dict)
     companies: dict = field(default_factory=dict)
     contacts: dict = field(default_factory=dict)
+    deals: dict = field(default_factory=dict)
+    activities: list = field(default_factory=list)   # context_data: crm.activity.list
+    comments: list = field(default_factory=list)     # crm.timeline.comment.list
+    product_rows: dict = field(default_factory=dict)  # lead id -> crm.item.productrow.list rows
     statuses: dict = field(default_factory=dict)
     currencies: list = field(default_factory=list)
     lead_fields: dict = field(default_factory=dict)
@@ -198,6 +203,12 @@ class World:
                        statuses=d["statuses"], currencies=d["currencies"],
                        lead_fields=d["lead_fields"], installed=installed,
                        application_token=secrets.token_hex(16))
+            ctx = portal_context(name, self.clock.now(), d["tz"])
+            p.leads.update(ctx["leads"])
+            p.contacts.update(ctx["contacts"])
+            p.companies.update(ctx["companies"])
+            p.deals, p.activities = ctx["deals"], ctx["activities"]
+            p.comments, p.product_rows = ctx["comments"], ctx["product_rows"]
             self.portals[name] = p
         self.grants_by_access: dict[str, Grant] = {}
         self.grants_by_refresh: dict[str, Grant] = {}
