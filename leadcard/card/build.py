@@ -10,22 +10,26 @@ accounted for. Pure: no Flask, no I/O. The data layer asks
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from leadcard.card import i18n
 from leadcard.card.context import Context
 from leadcard.card.extra import extra_fields
 from leadcard.card.header import HEADER_FIELDS, build_header
 from leadcard.card.model import Card, ReferenceData
+from leadcard.card.panels import build_panels
 from leadcard.card.sections import SECTIONS
 from leadcard.card.values import positive_id
 
 
-def build_card(lead: dict, ref: ReferenceData, locale: str) -> Card:
+def build_card(lead: dict, ref: ReferenceData, locale: str, now: datetime | None = None) -> Card:
     """Turn a raw ``crm.lead.get`` result into the card's view-model.
 
     ``locale`` is a Babel locale id — pass ``i18n.format_locale_for_lang(LANG)``
     so a ``br`` user gets English texts with Brazilian number and date formats.
     Unknown keys are ignored, empty values hidden, and whatever is filled but
-    not placed in a section is listed in ``Card.extra``.
+    not placed in a section is listed in ``Card.extra``. ``now`` (aware; default: the
+    current time) is what overdue to-dos and the header's time facts are measured from.
     """
     ctx = Context(lead, ref or ReferenceData(), locale or i18n.DEFAULT_LOCALE)
     header = build_header(ctx)
@@ -42,4 +46,5 @@ def build_card(lead: dict, ref: ReferenceData, locale: str) -> Card:
         extra=extra_fields(ctx, accounted),
         locale=ctx.locale,
         ui_locale=ctx.ui_locale,
+        panels=build_panels(ctx, ctx.ref.context, now or datetime.now(UTC)),
     )

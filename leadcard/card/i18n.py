@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, wraps
 from pathlib import Path
@@ -379,3 +379,17 @@ def _time_text(moment: time, locale: str) -> str:
 @lru_cache(maxsize=256)
 def _datetime_pattern(locale: str) -> str:
     return str(babel_dates.get_datetime_format("medium", locale=_babel_locale(locale)))
+
+
+def format_span(span: timedelta, locale: str) -> str | None:
+    """How long, in the locale's words and rounded as people say it (``3 days``,
+    ``2 months``); None for a negative span (a clock ahead of the portal's)."""
+    if span.total_seconds() < 0:
+        return None
+    return babel_dates.format_timedelta(span, threshold=1, locale=_babel_locale(locale))
+
+
+def format_relative(delta: timedelta, locale: str) -> str:
+    """A moment relative to now: ``in 2 days`` for a future one, ``3 days ago`` for a past one."""
+    return babel_dates.format_timedelta(delta, threshold=1, add_direction=True,
+                                        locale=_babel_locale(locale))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from typing import Any
 
 # --- Input ------------------------------------------------------------------
 
@@ -29,6 +30,25 @@ class ReferenceData:
     users: dict[str, dict] = dc_field(default_factory=dict)  # "7" → user.get item
     companies: dict[str, dict] = dc_field(default_factory=dict)  # "5" → crm.company.get
     contacts: dict[str, dict] = dc_field(default_factory=dict)  # "9" → crm.contact.get
+    context: LeadContext | None = None  # the panels' answers (flows/lead_context.py)
+
+
+@dataclass(frozen=True)
+class LeadContext:
+    """The lead's context as Bitrix24 answered it for this viewer, raw: the panels are made of
+    it (:mod:`leadcard.card.panels`). ``state`` maps a panel to "denied" or "failed" when its
+    read did not succeed; the others stand."""
+
+    open_activities: list[dict] = dc_field(default_factory=list)  # crm.activity.list COMPLETED=N
+    done_activities: list[dict] = dc_field(default_factory=list)  # COMPLETED=Y, newest first
+    comments: list[dict] = dc_field(default_factory=list)  # crm.timeline.comment.list, newest first
+    products: list[dict] = dc_field(default_factory=list)  # crm.item.productrow.list productRows
+    # lead|contact|company → ids findbycomm found (this lead left out); str keys: the
+    # reuse key's encoder (rendered.digest) takes no others
+    duplicates_found: dict[str, list[int]] = dc_field(default_factory=dict)
+    duplicates_named: dict[str, list[dict]] = dc_field(default_factory=dict)  # readable items
+    came: dict[str, list[dict]] = dc_field(default_factory=dict)  # deal|contact|company → items
+    state: dict[str, str] = dc_field(default_factory=dict)
 
 
 # --- Output (the view-model) -------------------------------------------------
@@ -105,6 +125,7 @@ class Card:
     extra: tuple[Field, ...]  # "Show all fields": the rest that is not empty
     locale: str  # Babel locale used for numbers and dates
     ui_locale: str  # catalog the texts came from (one of i18n.SUPPORTED_LOCALES)
+    panels: Any = None  # card.panels.Panels: the lead's context and the header's time facts
 
     @property
     def is_empty(self) -> bool:

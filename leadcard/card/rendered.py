@@ -63,6 +63,9 @@ class CardInputs:
     # (flask-babel chooses both by it), so the Bitrix24 LANG it came from adds nothing.
     locale: str
     frame_origin: str | None  # verified portal origin: which avatar URLs the CSP loads
+    # The minute the card is measured from (overdue to-dos, "3 days ago", the time facts), as
+    # ISO 8601 UTC: a reused page is at most a minute behind the clock.
+    now: str = ""
 
 
 def digest(inputs: Any) -> bytes:

@@ -5,8 +5,8 @@ decide what they see (threats.md R3). Reference data — field labels, stages, s
 honorifics, currencies, users — is the same for everyone on a portal and is cached per portal
 (and language, since Bitrix24 localizes captions) with a TTL.
 
-- warm view: one `crm.lead.get` (when the lead's related users are cached and it links no
-  company or contact), otherwise one `batch` carrying the lead and the lookups;
+- warm view: one `batch` with the lead and its context panels (flows/lead_context.py), plus
+  the company and contact when it links them;
 - cold view: one `batch` with the lead, every missing dictionary, and `$result[lead][…]`
   back-references for users, company and contact (settings/how-to-call-rest-api/batch.md).
 
@@ -26,6 +26,7 @@ from leadcard.bitrix24.session import PortalSession
 from leadcard.card.fields import USER_FIELDS, company_id_of, contact_id_of, user_ids_of
 from leadcard.card.model import ReferenceData
 from leadcard.core import errors
+from leadcard.flows import lead_context
 from leadcard.storage.cache import Cache
 
 log = logging.getLogger(__name__)
@@ -66,22 +67,18 @@ class LeadReader:
         need_users = known is None or len(users) < len(known_users)
         need_links = known is None or bool(known.get("company") or known.get("contact"))
 
-        companies: dict[str, Any] = {}
-        contacts: dict[str, Any] = {}
-        users_found: dict[str, Any] = {}
-        if not missing and not need_users and not need_links:
-            lead = self._lead_only(session, lead_id)
-        else:
-            lead, fetched, users_found, companies, contacts = self._batch(
-                session, lead_id, missing, need_users, need_links
-            )
-            for name, value in fetched.items():
-                dictionaries[name] = value
-                self._cache.set(dict_keys[name], value, self._ttl)
-            users.update(users_found)
+        # Every view is one batch: the lead and its context panels are fresh each time
+        # (flows/lead_context.py); dictionaries and user names only when not cached.
+        lead, fetched, users_found, companies, contacts, context = self._batch(
+            session, lead_id, missing, need_users, need_links
+        )
+        for name, value in fetched.items():
+            dictionaries[name] = value
+            self._cache.set(dict_keys[name], value, self._ttl)
+        users.update(users_found)
 
         # A lead whose related users changed since the last view: one small follow-up.
-        wanted = user_ids_of(lead)
+        wanted = user_ids_of(lead) | lead_context.user_ids(context)
         absent = wanted - set(users)
         if absent:
             absent_keys = {u: self._user_key(member_id, u) for u in absent}
@@ -116,24 +113,23 @@ class LeadReader:
             users={u: v for u, v in users.items() if u in wanted},
             companies=companies,
             contacts=contacts,
+            context=context,
         )
 
     # --- upstream requests ----------------------------------------------------------
 
     @staticmethod
-    def _lead_only(session: PortalSession, lead_id: int) -> dict[str, Any]:
-        return _lead_or_error(session.call("crm.lead.get", {"id": lead_id}))
-
-    @staticmethod
     def _batch(session: PortalSession, lead_id: int, missing: list[str], need_users: bool,
                need_links: bool):
         commands: dict[str, Any] = {"lead": ("crm.lead.get", {"id": lead_id})}
+        commands.update(lead_context.context_commands(lead_id))
         for name in missing:
             commands[f"d_{name}"] = DICTIONARIES[name]
         if need_users:
             commands["users"] = (
                 "user.get",
-                {"FILTER": {"ID": [f"$result[lead][{f}]" for f in USER_FIELDS]}},
+                {"FILTER": {"ID": [f"$result[lead][{f}]" for f in USER_FIELDS]
+                            + lead_context.USER_REFS}},
             )
         if need_links:
             commands["company"] = ("crm.company.get", {"id": "$result[lead][COMPANY_ID]"})
@@ -164,7 +160,8 @@ class LeadReader:
         contact = result.results.get("contact")
         if contact_id and isinstance(contact, dict) and "contact" not in result.errors:
             contacts[contact_id] = contact
-        return lead, fetched, users, companies, contacts
+        context = lead_context.collect(result.results, result.errors, lead_id)
+        return lead, fetched, users, companies, contacts, context
 
     @staticmethod
     def _users(session: PortalSession, ids: list[str]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""One upstream request per view: a cold view is one batch, a warm one a single call.
+"""One upstream request per view: a cold view is one batch with the lookups, a warm one a
+batch of the lead and its context panels only.
 
 Counted at the simulator (real HTTP requests it received), with the in-process cache and,
 when TEST_REDIS_URL is set, with the Redis cache shared by workers.
@@ -35,6 +36,18 @@ def requests_for(sim, fn):
     return sim.stats()["rest_requests"] - before, {m: n for m, n in delta.items() if n}
 
 
+# What a warm view must not ask again: the portal's dictionaries and user names are cached.
+LOOKUPS = {"crm.lead.fields", "crm.status.list", "crm.currency.list", "user.get"}
+
+
+def sub_commands_for(sim, fn):
+    """(requests, methods, batch sub-commands) that ``fn`` caused at portal "a"."""
+    before = dict(portal_stats(sim).get("batch_commands", {}))
+    n, methods = requests_for(sim, fn)
+    after = portal_stats(sim).get("batch_commands", {})
+    return n, methods, {m: c - before.get(m, 0) for m, c in after.items() if c - before.get(m, 0)}
+
+
 def _check_cold_then_warm(sim, live):
     lead = sim.sample_lead("a", "rich")
     cold, cold_methods = requests_for(sim, lambda: view(sim, live, lead["ID"]))
@@ -45,11 +58,15 @@ def _check_cold_then_warm(sim, live):
     assert warm == 1, warm_methods
     plain = sim.sample_lead("a", "minimal")
     view(sim, live, plain["ID"])
-    warm_plain, methods = requests_for(sim, lambda: view(sim, live, plain["ID"]))
-    assert warm_plain == 1 and methods == {"crm.lead.get": 1}, methods
+    warm_plain, methods, subs = sub_commands_for(sim, lambda: view(sim, live, plain["ID"]))
+    assert warm_plain == 1 and methods == {"batch": 1}, methods
+    # The lead and its context panels, fresh; no dictionary and no user name (cached).
+    assert subs == {"crm.lead.get": 1, "crm.activity.list": 2, "crm.timeline.comment.list": 1,
+                    "crm.item.productrow.list": 1, "crm.duplicate.findbycomm": 2,
+                    "crm.item.list": 6}, subs
 
 
-def test_cold_view_is_one_batch_warm_view_one_call(sim, live_app, installed):
+def test_cold_view_is_one_batch_warm_view_one_small_batch(sim, live_app, installed):
     _check_cold_then_warm(sim, live_app)
 
 
@@ -81,8 +98,9 @@ def test_redis_cache_is_shared_between_app_instances(sim, app_port, tmp_path, in
             lives.append(LiveApp(app, servers[-1]))
         view(sim, lives[0], lead["ID"])
         view(sim, lives[0], lead["ID"])
-        n, methods = requests_for(sim, lambda: view(sim, lives[1], lead["ID"]))
-        assert n == 1 and methods == {"crm.lead.get": 1}, methods
+        n, methods, subs = sub_commands_for(sim, lambda: view(sim, lives[1], lead["ID"]))
+        assert n == 1 and methods == {"batch": 1}, methods
+        assert not LOOKUPS & set(subs), subs  # the other instance found them in Redis
     finally:
         for server in servers:
             server.stop()

@@ -18,19 +18,19 @@ from flask import Flask, g
 from jinja2 import Environment, meta, nodes
 from jinja2.defaults import DEFAULT_FILTERS
 
-from leadcard.card.model import ReferenceData
+from leadcard.card.model import LeadContext, ReferenceData
 from leadcard.card.rendered import CardInputs, digest
 from leadcard.web import frontend, security
 from leadcard.web.views import placement
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ("card.html", "base.html", "_macros.html")  # card.html, what it extends and imports
+TEMPLATES = ("card.html", "base.html", "_macros.html", "_panels.html")  # card.html, what it extends and imports
 
 # Every name the card page's templates read from outside, and where it comes from. A name
 # missing here fails the test: put what it depends on into CardInputs (or, for a true
 # per-process constant, say so here).
 READS: dict[str, tuple[str, ...] | str] = {
-    "card": ("lead", "reference", "locale"),  # placement.render_card builds it from these
+    "card": ("lead", "reference", "locale", "now"),  # placement.render_card builds it from these
     "_": ("locale",),  # flask-babel's catalog is chosen by the format locale
     "ui_lang": ("locale",),  # <html lang>
     "avatar_src": ("frame_origin",),  # filter: photos the CSP loads
@@ -79,6 +79,7 @@ LEAD = {
     "CONTACT_ID": "15",
     "ASSIGNED_BY_ID": "2",
     "UF_CRM_COLOUR": "3",
+    "DATE_CREATE": "2026-11-20T09:00:00+01:00",
 }
 
 
@@ -94,12 +95,13 @@ def reference() -> ReferenceData:
                      "PERSONAL_PHOTO": "http://a.example/upload/ben.png"}},
         companies={"7": {"ID": "7", "TITLE": "Nordwind"}},
         contacts={"15": {"ID": "15", "NAME": "Jon", "LAST_NAME": "Berg"}},
+        context=LeadContext(),
     )
 
 
 def base_inputs() -> CardInputs:
     return CardInputs(lead=copy.deepcopy(LEAD), reference=reference(), locale="en",
-                      frame_origin="http://a.example")
+                      frame_origin="http://a.example", now="2026-12-01T12:00:00+00:00")
 
 
 def _ref(**changes: object) -> Callable[[CardInputs], CardInputs]:
@@ -128,6 +130,10 @@ CHANGES: dict[str, Callable[[CardInputs], CardInputs]] = {
     "reference.contacts": _ref(contacts={"15": {"ID": "15", "NAME": "Jan", "LAST_NAME": "Berg"}}),
     "locale": lambda i: dataclasses.replace(i, locale="de"),
     "frame_origin": lambda i: dataclasses.replace(i, frame_origin="http://b.example"),
+    "reference.context": _ref(context=LeadContext(
+        open_activities=[{"ID": "1", "SUBJECT": "Call back", "TYPE_ID": "2", "DIRECTION": "2",
+                          "DEADLINE": "2026-12-03T10:00:00+01:00", "RESPONSIBLE_ID": "2"}])),
+    "now": lambda i: dataclasses.replace(i, now="2027-03-01T12:00:00+00:00"),  # the lead's age
 }
 
 

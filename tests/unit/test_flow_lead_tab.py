@@ -13,6 +13,7 @@ import pytest
 
 from leadcard.bitrix24.payloads import parse_placement
 from leadcard.core import errors
+from leadcard.flows import lead_context
 from leadcard.flows.lead_tab import open_lead
 from tests.unit.fakes import FakeBitrix24, fake_services
 
@@ -54,7 +55,8 @@ def test_cold_view_is_one_batch_with_every_lookup(world):
     assert fake.portal_methods() == ["batch"]
     cmd = fake.requests[0].params["cmd"]
     assert set(cmd) == {"lead", "d_fields", "d_status.STATUS", "d_status.SOURCE",
-                        "d_status.HONORIFIC", "d_currencies", "users", "company", "contact"}
+                        "d_status.HONORIFIC", "d_currencies", "users", "company", "contact",
+                        *lead_context.context_commands(7)}
     assert result.lead["TITLE"] == "Seven"
     assert set(result.reference.users) == {"1", "2"}
     assert result.reference.companies == {"30": {"ID": "30", "TITLE": "Acme"}}
@@ -67,7 +69,9 @@ def test_warm_view_of_a_lead_without_links_is_one_request(world):
     view(world, lead_id=8)
     fake.requests.clear()
     result = view(world, lead_id=8)
-    assert fake.portal_methods() == ["crm.lead.get"]
+    # One batch: the lead and its context panels, fresh; no dictionary, no user.get.
+    assert fake.portal_methods() == ["batch"]
+    assert set(fake.requests[0].params["cmd"]) == {"lead", *lead_context.context_commands(8)}
     assert result.reference.users == {"1": {"ID": "1", "NAME": "Ann"}}
 
 

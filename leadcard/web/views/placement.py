@@ -1,5 +1,7 @@
 """POST /placement — the CRM_LEAD_DETAIL_TAB iframe: the lead card."""
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, g, render_template, request
 
 from leadcard.bitrix24.payloads import parse_placement
@@ -25,6 +27,7 @@ def lead_tab() -> tuple[str, int]:
         reference=view.reference,
         locale=frontend.current_locale(),  # what the template's texts and formats use
         frame_origin=g.get("frame_origin"),  # what its avatar_src filter checks against
+        now=datetime.now(UTC).replace(second=0, microsecond=0).isoformat(),
     )
     page = svc.rendered.page(inputs, lambda: render_card(inputs))
     return security.with_own_nonce(page), 200
@@ -32,5 +35,6 @@ def lead_tab() -> tuple[str, int]:
 
 def render_card(inputs: CardInputs) -> str:
     """The card page for ``inputs``, with the nonce stand-in (reusable by later responses)."""
-    card = build.build_card(inputs.lead, inputs.reference, inputs.locale)
+    now = datetime.fromisoformat(inputs.now) if inputs.now else None
+    card = build.build_card(inputs.lead, inputs.reference, inputs.locale, now)
     return security.render_reusable(lambda: render_template("card.html", card=card))
