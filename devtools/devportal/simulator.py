@@ -260,7 +260,9 @@ class Simulator:
         self.world.reset_stats()
 
     def reset(self, stats: bool = True, rate: bool = True, faults: bool = False, knobs: bool = False,
-              clock: bool = False) -> None:
+              clock: bool = False, context: bool = False) -> None:
+        if context:
+            self.reset_context()
         if stats:
             self.world.reset_stats()
         if rate:
@@ -308,6 +310,16 @@ class Simulator:
             p.activities.append(act)
             p.leads[int(lead_id)]["LAST_ACTIVITY_TIME"] = self.world.now_iso(p)
             return dict(act)
+
+    def reset_context(self) -> None:
+        """Restore every portal's sample activities, comments and product rows (times relative
+        to the clock now), dropping what add_activity / add_comment added."""
+        from .context_data import portal_context
+        with self.world.lock:
+            for name, p in self.world.portals.items():
+                ctx = portal_context(name, self.world.clock.now(), p.tz)
+                p.activities, p.comments = ctx["activities"], ctx["comments"]
+                p.product_rows = ctx["product_rows"]
 
     def add_comment(self, portal: str, lead_id: int, text: str, author: int = 1) -> dict:
         """A timeline comment added at the portal; crm.timeline.comment.list shows it at once."""

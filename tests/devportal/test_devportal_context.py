@@ -3,6 +3,8 @@ rights (user 1 admin, user 2 rep), batch back-references and per-sub-command fau
 
 from __future__ import annotations
 
+import requests
+
 
 def _res(rest, token, method, user=1, **params):
     return rest("a", method, token("a", user), **params).json()
@@ -112,3 +114,14 @@ def test_added_activity_and_comment_show(rest, token, sim):
     assert "Fresh to-do" in {a["SUBJECT"] for a in acts["result"]}
     com = _res(rest, token, "crm.timeline.comment.list", filter={"ENTITY_TYPE": "lead", "ENTITY_ID": 101})
     assert com["result"][-1]["COMMENT"] == "Fresh comment"
+
+
+def test_control_endpoint_adds_activity(sim, rest, token):
+    base = sim.oauth_url
+    r = requests.post(f"{base}/_sim/activity", json={"lead_id": 101, "subject": "Via control"}, timeout=5)
+    assert r.status_code == 200 and r.json()["PROVIDER_ID"] == "CRM_TODO"
+    acts = _res(rest, token, "crm.activity.list", filter={"OWNER_ID": 101})
+    assert "Via control" in {a["SUBJECT"] for a in acts["result"]}
+    requests.post(f"{base}/_sim/reset", json={"context": True}, timeout=5)
+    acts = _res(rest, token, "crm.activity.list", filter={"OWNER_ID": 101})
+    assert "Via control" not in {a["SUBJECT"] for a in acts["result"]}
