@@ -299,6 +299,8 @@ class Simulator:
         from .context_data import _activity
         with self.world.lock:
             p = self.world.portal(portal)
+            if int(lead_id) not in p.leads:  # checked first: a refused add changes nothing
+                raise KeyError(f"no lead {lead_id} on portal {portal!r}")
             new_id = max((int(a["ID"]) for a in p.activities), default=500) + 1
             now = self.world.clock.now()
             provider = {6: ("CRM_TODO", "TODO"), 2: ("VOXIMPLANT_CALL", "CALL"),
@@ -326,6 +328,8 @@ class Simulator:
         from .context_data import _comment
         with self.world.lock:
             p = self.world.portal(portal)
+            if int(lead_id) not in p.leads:
+                raise KeyError(f"no lead {lead_id} on portal {portal!r}")
             new_id = max((int(c["ID"]) for c in p.comments), default=700) + 1
             comment = _comment(new_id, int(lead_id), self.world.clock.now(), author, text, p.tz)
             p.comments.append(comment)

@@ -125,3 +125,4 @@ def test_control_endpoint_adds_activity(sim, rest, token):
     requests.post(f"{base}/_sim/reset", json={"context": True}, timeout=5)
     acts = _res(rest, token, "crm.activity.list", filter={"OWNER_ID": 101})
     assert "Via control" not in {a["SUBJECT"] for a in acts["result"]}
+    assert requests.post(f"{base}/_sim/comment", json={"lead_id": 999}, timeout=5).status_code == 400
