@@ -126,3 +126,13 @@ def test_control_endpoint_adds_activity(sim, rest, token):
     acts = _res(rest, token, "crm.activity.list", filter={"OWNER_ID": 101})
     assert "Via control" not in {a["SUBJECT"] for a in acts["result"]}
     assert requests.post(f"{base}/_sim/comment", json={"lead_id": 999}, timeout=5).status_code == 400
+
+
+def test_batch_sub_command_hang_fires_once_and_answers(rest, token, sim):
+    fid = sim.set_fault("a", "crm.timeline.comment.list", "hang", seconds=0.01)
+    res = rest("a", "batch", token("a", 1), halt=0, cmd={
+        "acts": "crm.activity.list?filter[OWNER_ID]=101",
+        "comments": "crm.timeline.comment.list?filter[ENTITY_TYPE]=lead&filter[ENTITY_ID]=101",
+    }).json()["result"]
+    assert res["result_error"] == [] and len(res["result"]["comments"]) == 4
+    assert next(f for f in sim.world.faults.list() if f["id"] == fid)["fired"] == 1
