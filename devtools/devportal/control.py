@@ -45,7 +45,8 @@ def create_control_blueprint(sim: Simulator) -> Blueprint:
         everything = bool(b.get("all"))
         sim.reset(stats=b.get("stats", True), rate=b.get("rate", True),
                   faults=everything or bool(b.get("faults")), knobs=everything or bool(b.get("knobs")),
-                  clock=everything or bool(b.get("clock")))
+                  clock=everything or bool(b.get("clock")),
+                  context=everything or bool(b.get("context")))
         return json_response({"ok": True})
 
     @bp.route("/knobs", methods=["GET", "POST"])

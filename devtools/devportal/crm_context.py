@@ -241,3 +241,45 @@ def crm_deal_get(call: Call) -> Result:
     if not call.portal.can_read(call.user_id, rec):
         raise crm_error("Access denied")
     return copy.deepcopy(rec), {}
+
+
+# --- legacy list methods: crm.lead.list, crm.contact.list, crm.company.list, crm.deal.list ------
+
+def _legacy_list(call: Call, records: dict) -> Result:
+    """api-reference/crm/deals/crm-deal-list.md (and the lead/contact/company pages): UPPER_CASE
+    filter keys with prefixes (``ID`` may be an array, ``LEAD_ID``), ``select`` (ID always
+    answered), ``order``, 50 per page; records the caller may not read are left out."""
+    flt = _filter(call)
+    rows = []
+    for _rid, rec in sorted(records.items()):
+        if not all(_matches(rec.get(_key(str(k))[1]), _key(str(k))[0], v) for k, v in flt.items()):
+            continue
+        if call.portal.can_read(call.user_id, rec):
+            rows.append(rec)
+    rows = _order(list(rows), get_ci(call.params, "order"), ("ID", "ASC"))
+    if get_ci(call.params, "order") in (None, {}, []):
+        rows.sort(key=lambda r: int(r["ID"]))
+    select = [str(s) for s in as_list(get_ci(call.params, "select"))]
+    if select and "*" not in select:
+        rows = [{k: v for k, v in r.items() if k in select or k == "ID"} for r in rows]
+    return _page(call, copy.deepcopy(rows))
+
+
+@method("crm.lead.list", {"crm"})
+def crm_lead_list(call: Call) -> Result:
+    return _legacy_list(call, call.portal.leads)
+
+
+@method("crm.contact.list", {"crm"})
+def crm_contact_list(call: Call) -> Result:
+    return _legacy_list(call, call.portal.contacts)
+
+
+@method("crm.company.list", {"crm"})
+def crm_company_list(call: Call) -> Result:
+    return _legacy_list(call, call.portal.companies)
+
+
+@method("crm.deal.list", {"crm"})
+def crm_deal_list(call: Call) -> Result:
+    return _legacy_list(call, call.portal.deals)

@@ -49,7 +49,7 @@ class Fault:
     seconds: float = 0.0         # sleep for kind=hang
     count: int | None = 1        # fire for the next N matching requests; None = unlimited
     probability: float = 1.0     # chance to fire on a matching request
-    in_batch: bool = True        # kind=error also hits matching batch sub-commands
+    in_batch: bool = True        # kind=error (and hang on a named method) also hits batch sub-commands
     id: int = field(default_factory=lambda: next(_ids))
     fired: int = 0
 
@@ -122,11 +122,15 @@ class FaultBook:
             return [f.to_dict() for f in self._faults]
 
     def take(self, target: str, method: str, kinds: tuple[str, ...] = FAULT_KINDS,
-             batch_sub: bool = False) -> Fault | None:
-        """First matching fault of the given kinds that fires now (consumes one use)."""
+             batch_sub: bool = False, named_only: bool = False) -> Fault | None:
+        """First matching fault of the given kinds that fires now (consumes one use);
+        ``named_only`` skips faults on method "*" (a batch sub-command hangs only when its
+        own method was named, so a "*" hang keeps delaying just the HTTP request)."""
         with self._lock:
             for f in self._faults:
                 if f.kind not in kinds or not f.matches(target, method):
+                    continue
+                if named_only and f.method == "*":
                     continue
                 if batch_sub and not f.in_batch:
                     continue

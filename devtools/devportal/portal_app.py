@@ -15,8 +15,12 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, abort, request, send_from_directory
 
-from . import crm_context  # noqa: F401  (registers the context methods in rest.METHODS)
-from . import frames, lifecycle, pages
+from . import (
+    crm_context,  # noqa: F401  (registers the context methods in rest.METHODS)
+    frames,
+    lifecycle,
+    pages,
+)
 from .batch import run_batch
 from .data import avatar_svg
 from .envelope import RestError, json_response, time_object

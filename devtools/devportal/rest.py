@@ -384,6 +384,10 @@ def execute(world: World, portal: Portal, grant: Grant, name: str, params: dict,
     if fault is not None:
         r = fault.resolved()
         raise RestError(r["body"]["error"], r["body"].get("error_description", ""), r["status"])
+    if batch_sub:  # a hang on this very method delays just this sub-command, then it answers
+        hang = world.faults.take(portal.name, name, kinds=("hang",), batch_sub=True, named_only=True)
+        if hang is not None:
+            time.sleep(hang.seconds)
     start = time.time()
     result, extra = fn(Call(world, portal, grant, name, params))
     finish = time.time()

@@ -260,7 +260,9 @@ class Simulator:
         self.world.reset_stats()
 
     def reset(self, stats: bool = True, rate: bool = True, faults: bool = False, knobs: bool = False,
-              clock: bool = False) -> None:
+              clock: bool = False, context: bool = False) -> None:
+        if context:
+            self.reset_context()
         if stats:
             self.world.reset_stats()
         if rate:
@@ -297,6 +299,8 @@ class Simulator:
         from .context_data import _activity
         with self.world.lock:
             p = self.world.portal(portal)
+            if int(lead_id) not in p.leads:  # checked first: a refused add changes nothing
+                raise KeyError(f"no lead {lead_id} on portal {portal!r}")
             new_id = max((int(a["ID"]) for a in p.activities), default=500) + 1
             now = self.world.clock.now()
             provider = {6: ("CRM_TODO", "TODO"), 2: ("VOXIMPLANT_CALL", "CALL"),
@@ -309,11 +313,23 @@ class Simulator:
             p.leads[int(lead_id)]["LAST_ACTIVITY_TIME"] = self.world.now_iso(p)
             return dict(act)
 
+    def reset_context(self) -> None:
+        """Restore every portal's sample activities, comments and product rows (times relative
+        to the clock now), dropping what add_activity / add_comment added."""
+        from .context_data import portal_context
+        with self.world.lock:
+            for name, p in self.world.portals.items():
+                ctx = portal_context(name, self.world.clock.now(), p.tz)
+                p.activities, p.comments = ctx["activities"], ctx["comments"]
+                p.product_rows = ctx["product_rows"]
+
     def add_comment(self, portal: str, lead_id: int, text: str, author: int = 1) -> dict:
         """A timeline comment added at the portal; crm.timeline.comment.list shows it at once."""
         from .context_data import _comment
         with self.world.lock:
             p = self.world.portal(portal)
+            if int(lead_id) not in p.leads:
+                raise KeyError(f"no lead {lead_id} on portal {portal!r}")
             new_id = max((int(c["ID"]) for c in p.comments), default=700) + 1
             comment = _comment(new_id, int(lead_id), self.world.clock.now(), author, text, p.tz)
             p.comments.append(comment)

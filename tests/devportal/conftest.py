@@ -32,7 +32,8 @@ def clean_world(request):
         return
     simulator = request.getfixturevalue("sim")
     fake = request.getfixturevalue("fake_app")
-    simulator.reset(stats=True, rate=True, faults=True, knobs=True, clock=True)
+    simulator.reset(stats=True, rate=True, faults=True, knobs=True, clock=True,
+                    context=True)
     simulator.app.scope = "crm,placement,user_brief"
     with simulator.world.lock:
         for p in simulator.world.portals.values():
