@@ -121,10 +121,10 @@ def test_time_facts_in_the_header(sim, live_app, installed):
 
 
 @pytest.mark.parametrize(("method", "key", "message"), [
-    ("crm.activity.list", "next", "may not see"),
-    ("crm.timeline.comment.list", "history", "may not see"),
-    ("crm.duplicate.findbycomm", "duplicates", "may not see"),
-    ("crm.item.productrow.list", "products", "may not see"),
+    ("crm.activity.list", "next", "access rights do not let you"),
+    ("crm.timeline.comment.list", "history", "access rights do not let you"),
+    ("crm.duplicate.findbycomm", "duplicates", "access rights do not let you"),
+    ("crm.item.productrow.list", "products", "access rights do not let you"),
 ])
 def test_one_panel_denied_the_rest_renders(sim, live_app, installed, method, key, message):
     sim.inject_error("a", method, "ACCESS_DENIED", status=403)
@@ -134,7 +134,7 @@ def test_one_panel_denied_the_rest_renders(sim, live_app, installed, method, key
     assert page.select_one(".lc-section--contact") is not None  # the fields
     others = {"next", "history", "duplicates", "products"} - {key}
     for other in others:
-        assert "may not see" not in words(panel(page, other)), other
+        assert "access rights do not let you" not in words(panel(page, other)), other
 
 
 def test_one_panel_failing_says_so(sim, live_app, installed):
