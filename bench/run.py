@@ -120,7 +120,8 @@ def run_subject(cfg: Config, procs: Procs, subject: Subject, log: Callable[[str]
         log(
             f"[{subject.key}] warm view p50 {ms(lat['view_p50'])} ms p95 {ms(lat['view_p95'])} ms; "
             f"bare crm.lead.get p50 {ms(lat['bare_p50'])} ms -> ratio {lat['ratio_p50']:.3f}; "
-            f"{lat['requests_per_view']:.2f} req/view {lat['methods']}"
+            f"{lat['requests_per_view']:.2f} req/view {lat['methods']}; bare batch of the same "
+            f"commands p50 {ms(lat['batch_p50'])} ms -> ratio {lat['ratio_batch_p50']:.3f}"
         )
         out["latency_edited"] = phase_latency(sim, max(rounds // 2, 10), 0, edit=True)
         led = out["latency_edited"]

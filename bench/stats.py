@@ -23,20 +23,29 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def without_probe(methods: dict[str, int], probe_calls: int) -> dict[str, int]:
+def without_probe(methods: dict[str, int], probe_calls: int, batch_probes: int = 0) -> dict[str, int]:
     """The app's upstream calls per method: the simulator counted the benchmark's own bare
-    `crm.lead.get` probes too; methods left at zero are dropped."""
+    `crm.lead.get` and bare `batch` probes too; methods left at zero are dropped."""
     out = dict(methods)
     out["crm.lead.get"] = out.get("crm.lead.get", 0) - probe_calls
+    out["batch"] = out.get("batch", 0) - batch_probes
     return {m: n for m, n in out.items() if n}
 
 
 def latency_summary(views: list[float], bares: list[float], errors: int, rest_requests: int,
-                    methods: dict[str, int], machine_cores: float) -> dict:
+                    methods: dict[str, int], machine_cores: float,
+                    batches: list[float] | None = None) -> dict:
     """Warm views against bare `crm.lead.get` round trips measured in the same rounds (one
-    bare call per round, counted by the simulator among ``rest_requests``)."""
+    bare call per round, counted by the simulator among ``rest_requests``) and, when given,
+    against bare `batch` calls with the same commands as the app's warm view (also one per
+    round and counted)."""
     rounds = len(views)
-    return {
+    batches = batches or []
+    extra: dict = {}
+    if batches:
+        extra = {"batch_p50": pct(batches, 50), "batch_p95": pct(batches, 95),
+                 "ratio_batch_p50": pct(views, 50) / pct(batches, 50)}
+    return {**extra,
         "rounds": rounds,
         "errors": errors,
         "view_p50": pct(views, 50),
@@ -47,8 +56,8 @@ def latency_summary(views: list[float], bares: list[float], errors: int, rest_re
         "bare_mean": statistics.fmean(bares),
         "ratio_p50": pct(views, 50) / pct(bares, 50),
         "ratio_p95": pct(views, 95) / pct(bares, 95),
-        "requests_per_view": (rest_requests - len(bares)) / rounds,
-        "methods": without_probe(methods, len(bares)),
+        "requests_per_view": (rest_requests - len(bares) - len(batches)) / rounds,
+        "methods": without_probe(methods, len(bares), len(batches)),
         "overhead_p50_ms": (pct(views, 50) - pct(bares, 50)) * 1000,
         # whole machine, this benchmark included (one request at a time: ~0.1-0.2 cores)
         "machine_cores_busy": machine_cores,

@@ -87,3 +87,13 @@ def test_throughput_cpu_figures():
     assert _throughput(workers=1)["app_cpu_ceiling"] == pytest.approx(6 / 0.6)
     # other processes never count negative
     assert _throughput(machine_busy=0.2)["other_cores_busy"] == 0.0
+
+
+def test_latency_summary_against_a_bare_batch_too():
+    # One bare crm.lead.get and one bare batch per round, both counted by the simulator.
+    out = latency_summary([0.11, 0.11], [0.05, 0.05], errors=0, rest_requests=2 + 2 + 2,
+                          methods={"crm.lead.get": 2, "batch": 4}, machine_cores=0.1,
+                          batches=[0.1, 0.1])
+    assert out["ratio_batch_p50"] == pytest.approx(1.1)
+    assert out["requests_per_view"] == 1
+    assert out["methods"] == {"batch": 2}
