@@ -138,3 +138,12 @@ def test_a_stored_portal_may_frame_the_pages(tmp_path):
 def test_other_pages_stay_no_store(client):
     assert client.get("/").headers["Cache-Control"] == "no-store"
     assert client.get("/nowhere").headers["Cache-Control"] == "no-store"
+
+
+def test_vendor_settings_are_escaped(tmp_path):
+    client = make_app(tmp_path, VENDOR_NAME="<b>Evil</b>",
+                      VENDOR_CONTACT="<script>x</script>").test_client()
+    for path in ("/privacy", "/license"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<b>Evil" not in html and "<script>x" not in html
+        assert "&lt;b&gt;Evil&lt;/b&gt;" in html
