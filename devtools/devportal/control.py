@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
-from . import lifecycle
+from . import crm_settings, lifecycle
 from .envelope import json_response
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -154,4 +154,5 @@ def create_control_blueprint(sim: Simulator) -> Blueprint:
         sim.advance_clock(float(b.get("advance", 0)))
         return json_response({"offset": sim.world.clock.offset})
 
+    crm_settings.add_control_routes(bp, sim)
     return bp

@@ -397,3 +397,6 @@ def execute(world: World, portal: Portal, grant: Grant, name: str, params: dict,
         timing = {"start": start, "finish": finish, "operating": acc["sum"],
                   "operating_reset_at": acc["reset_at"]}
     return result, extra, timing
+
+
+from . import crm_settings  # noqa: E402,F401  (registers crm.settings.mode.get; imports this module)

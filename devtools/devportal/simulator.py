@@ -250,6 +250,12 @@ class Simulator:
         return self.set_fault(target, method, "error", error=error, status=status,
                               error_description=description, count=count)
 
+    def set_crm_mode(self, portal: str, mode: int) -> int:
+        """Classic (1) or simple (2) CRM for ``portal`` (crm.settings.mode.get)."""
+        from .crm_settings import set_mode
+
+        return set_mode(self, portal, mode)
+
     def clear_faults(self, target: str | None = None) -> int:
         return self.world.faults.clear(target)
 

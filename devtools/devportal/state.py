@@ -142,6 +142,7 @@ class Portal:
     knobs: dict = field(default_factory=dict)
     bucket: LeakyBucket = field(default_factory=LeakyBucket)
     operating: dict = field(default_factory=dict)
+    crm_mode: int = 1              # crm.settings.mode.get (crm_settings.py): 1 classic, 2 simple
 
     @property
     def domain(self) -> str:
@@ -272,6 +273,7 @@ class World:
             self.knobs = dict(DEFAULT_KNOBS)
             for p in self.portals.values():
                 p.knobs = {}
+                p.crm_mode = 1  # a portal setting like the knobs: back to classic CRM
 
     # --- grants ----------------------------------------------------------------------------
     def issue_grant(self, portal: str, user_id: int) -> Grant:

@@ -87,6 +87,10 @@ class Settings:
     proxy_hops: int = 0
     log_format: str = "text"
     rest_log_days: float = 7.0  # REST log retention; Market asks for at least 3 days
+    # Who runs this deployment: named on /privacy and /license (the licensor and the data
+    # controller, market/preparing-to-publish/common-requirements.md §1.B.12).
+    vendor_name: str = ""
+    vendor_contact: str = ""
 
     @property
     def oauth_token_url(self) -> str:
@@ -196,4 +200,6 @@ def load_settings(
         proxy_hops=_count(env, "PROXY_HOPS", 0),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json"), "text"),
         rest_log_days=rest_log_days,
+        vendor_name=env.get("VENDOR_NAME", "").strip()[:200],
+        vendor_contact=env.get("VENDOR_CONTACT", "").strip()[:200],
     )

@@ -117,6 +117,11 @@ def init_app(app: Flask) -> None:
         # reaches Flask under /static/ is a file added since start-up (Flask's own
         # revalidated answer) or an error page, which is no-store like every page.
         if not (request.path.startswith("/static/") and response.status_code in (200, 304)):
-            response.headers["Cache-Control"] = "no-store"
+            # Pages are no-store; a public page without portal data (views/legal.py) names
+            # its own policy, for its 200 answers only.
+            own = getattr(g, "cache_control", None) if response.status_code == 200 else None
+            response.headers["Cache-Control"] = own or "no-store"
+            if own and getattr(g, "vary", None):
+                response.vary.add(g.vary)
         response.headers["X-Request-Id"] = getattr(g, "request_id", "")
         return response

@@ -46,6 +46,7 @@ class FakePortal:
     events: list[dict[str, Any]] = field(default_factory=list)
     installed: bool = True
     old_endpoints: set[str] = field(default_factory=set)
+    crm_mode: Any = 1  # crm.settings.mode.get: 1 classic CRM, 2 simple CRM (no leads)
 
     @property
     def domain(self) -> str:
@@ -321,6 +322,8 @@ class FakeBitrix24:
             return True
         if method == "app.info":
             return {"ID": 1, "CODE": CLIENT_ID, "INSTALLED": portal.installed}
+        if method == "crm.settings.mode.get":
+            return portal.crm_mode
         return _Error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
 
 

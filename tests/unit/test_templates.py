@@ -88,7 +88,9 @@ def assert_csp_safe(html: str) -> Page:
             assert (attrs.get("src") or "").startswith(("https://", "http://", "/static/", "data:"))
         if "href" in attrs and tag == "a":
             href = attrs["href"] or ""
-            assert href == "#" or href.startswith(("http://", "https://", "tel:", "mailto:")), href
+            own_page = attrs.get("data-lc-legal") and href.startswith(("/privacy?", "/license?"))
+            assert own_page or href == "#" or href.startswith(
+                ("http://", "https://", "tel:", "mailto:")), href
             if href == "#":
                 assert B24_PATH.match(attrs.get("data-b24-path") or ""), attrs
             if href.startswith("http"):
@@ -624,3 +626,39 @@ def test_templates_load_nothing_from_other_hosts():
         assert not re.search(r"(src|href)=\"(https?:)?//", text), path.name
         assert "style=" not in text and not re.search(r"\son[a-z]+=", text), path.name
         assert not re.search(r"\|\s*safe\b", text) and "autoescape false" not in text, path.name
+
+
+# --- legal links and the simple-CRM note (issue 14) ---
+
+
+def legal_hrefs(page: Page) -> dict[str, str]:
+    return {a["data-lc-legal"]: a["href"] for a in page.all("a") if a.get("data-lc-legal")}
+
+
+@pytest.mark.parametrize("lang", ["en", "ru", "de", "la"])
+def test_home_and_install_link_the_privacy_policy_and_licence(app, lang):
+    html_lang = i18n.html_lang(i18n.format_locale_for_lang(lang))
+    home = assert_csp_safe(render(app, "home.html", lang=lang,
+                                  portal=portal(member_id="m" * 32)))
+    assert legal_hrefs(home) == {"privacy": f"/privacy?lang={html_lang}&member_id={'m' * 32}",
+                                 "license": f"/license?lang={html_lang}&member_id={'m' * 32}"}
+    bare = assert_csp_safe(render(app, "home.html", lang=lang, portal=None))
+    assert legal_hrefs(bare) == {"privacy": f"/privacy?lang={html_lang}",
+                                 "license": f"/license?lang={html_lang}"}
+    for ok in (True, False):
+        page = assert_csp_safe(render(app, "install.html", lang=lang, install=install(ok=ok),
+                                      member_id="m" * 32))
+        assert set(legal_hrefs(page)) == {"privacy", "license"}
+    for attrs in home.all("a"):
+        if attrs.get("data-lc-legal"):
+            assert attrs["target"] == "_blank" and "noopener" in (attrs["rel"] or "")
+
+
+def test_home_says_when_the_portal_has_no_leads(app):
+    note = 'data-lc-note="simple-crm"'
+    assert note not in render(app, "home.html", portal=portal())
+    assert note not in render(app, "home.html", portal=portal(), simple_crm=False)
+    page = Page(render(app, "home.html", portal=portal(), simple_crm=True))
+    assert "simple CRM mode, which has no leads" in page.plain
+    assert "Lead Card tab is shown only on lead pages" in page.plain
+    assert note not in render(app, "home.html", portal=None, simple_crm=True)

@@ -5,7 +5,7 @@ from flask import Blueprint, g, render_template, request
 from leadcard.bitrix24.payloads import parse_frame
 from leadcard.core import errors
 from leadcard.core.grant import portal_origin
-from leadcard.flows import lifecycle, services
+from leadcard.flows import crm_mode, lifecycle, services
 from leadcard.storage.portals import ACTIVE
 from leadcard.web import security
 
@@ -34,4 +34,7 @@ def home() -> tuple[str, int]:
     elif portal.status == "uninstalled":
         raise errors.NotInstalled("portal uninstalled")
     reconnect = svc.settings.url_for_handler(f"/reconnect?member_id={portal.member_id}")
-    return render_template("home.html", portal=portal, reconnect_url=reconnect), 200
+    # Asked here only (never on a card view), as the opening user; fails open (no note).
+    simple_crm = crm_mode.is_simple_crm(svc, portal, frame.auth_id)
+    return render_template("home.html", portal=portal, reconnect_url=reconnect,
+                           simple_crm=simple_crm), 200

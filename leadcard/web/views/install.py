@@ -27,4 +27,5 @@ def install() -> tuple[str, int]:
     portal = svc.store.get(frame.member_id)
     if portal is not None:
         security.set_frame_origin(portal_origin(portal.client_endpoint))
-    return render_template("install.html", install=result), 200
+    return render_template("install.html", install=result,
+                           member_id=portal.member_id if portal is not None else None), 200
