@@ -115,7 +115,7 @@ def _fan_out(svc: Services, portals: Iterator[Portal], job: Callable[[Portal], f
         click.echo(f"concurrency {concurrency} capped at {threads}: the database pool holds "
                    f"{threads} connections (raise DB_POOL_SIZE / DB_POOL_OVERFLOW)", err=True)
     bar_stream = sys.stderr if as_json else sys.stdout
-    if bar_stream.isatty():
+    if _on_terminal(bar_stream):
         with click.progressbar(length=total, label="portals", file=bar_stream,
                                show_pos=True) as bar:
             summary = fleet.run(portals, job, concurrency=threads,
@@ -138,6 +138,10 @@ def _fan_out(svc: Services, portals: Iterator[Portal], job: Callable[[Portal], f
     if finish:
         _exit(summary)
     return summary
+
+
+def _on_terminal(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 def _fail_line(result: fleet.Outcome, as_json: bool) -> None:
