@@ -4,7 +4,8 @@
                                     [--concurrency 16,32,64] [--no-doc]
 
 The fleet simulator (devtools/devportal/fleet.py) hosts the generated portals on one
-loopback server, every answer after `--latency` seconds; the app is built in this process
+loopback server in a child process (its CPU is not the app's; `--in-process` shares this
+one's GIL instead), every answer after `--latency` seconds; the app is built in this process
 on a SQLite file in a temporary folder (DB_POOL_SIZE sized to the largest concurrency, so
 no run is capped by the pool), seeded with every portal's grant, then:
 
@@ -22,15 +23,20 @@ end, also on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from devtools.devportal.fleet import Fleet
+from devtools.devportal.servers import free_port
 from devtools.harness import app_settings, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequential", type=int, default=300,
                     help="portals timed at concurrency 1 (extrapolated)")
     ap.add_argument("--concurrency", default="16,32,64")
+    ap.add_argument("--in-process", action="store_true",
+                    help="serve the fleet from a thread of this process (shares the GIL)")
+    ap.add_argument("--database-url", default="",
+                    help="an empty PostgreSQL database (e.g. a throwaway schema) instead of SQLite")
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",") if c]
@@ -53,16 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     rows: list[tuple[str, int, float, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="leadcard-fleet-") as tmp, \
-            Fleet(args.portals, latency=args.latency) as fleet:
+            _fleet(args) as fleet:
         os.environ["DB_POOL_SIZE"] = str(max(levels + [1]))
         os.environ["DB_POOL_OVERFLOW"] = "4"
         from app import create_app
         from leadcard.flows import fleet as fan_out
 
         app = create_app(app_settings(
-            app_url="http://127.0.0.1:9", oauth_url=fleet.url, database_url=sqlite_url(tmp),
+            app_url="http://127.0.0.1:9", oauth_url=fleet.url,
+            database_url=args.database_url or sqlite_url(tmp),
             instance_path=Path(tmp) / "instance", B24_CLIENT_ID=fleet.client_id,
-            B24_CLIENT_SECRET=fleet.client_secret, LOG_LEVEL="WARNING"))
+            B24_CLIENT_SECRET=fleet.client_secret, LOG_LEVEL="WARNING", DB_AUTO_MIGRATE="1"))
         svc = app.extensions["leadcard"]
         started = time.monotonic()
         fleet.seed(svc.store)
@@ -94,6 +105,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _fleet(args: argparse.Namespace) -> Iterator[Fleet]:
+    """The fleet served here, or by a child process and seeded from its twin built here."""
+    if args.in_process:
+        with Fleet(args.portals, latency=args.latency) as fleet:
+            yield fleet
+        return
+    port = free_port()
+    child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "devtools.devportal.fleet", "--portals", str(args.portals),
+         "--latency", str(args.latency), "--port", str(port)],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # "fleet of N on URL": it listens
+        yield Fleet(args.portals, latency=args.latency, url=f"http://127.0.0.1:{port}")
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
 def _row(row: tuple[str, int, float, float, str]) -> str:
     c, n, took, fleet_s, how = row
     return f"| {c} | {n} | {took:.1f} s | {fleet_s / 60:.1f} min ({fleet_s:.0f} s) | {how} |"
@@ -104,7 +136,8 @@ def _table(rows: list[tuple[str, int, float, float, str]], args: argparse.Namesp
     lines = [
         f"`flask portals check` over {args.portals} simulated portals, {args.latency * 1000:.0f} ms "
         f"per answer (`python -m bench.fleet`, {time.strftime('%Y-%m-%d', time.gmtime())}, "
-        "SQLite, 2 shared cores):",
+        f"{'PostgreSQL' if args.database_url else 'SQLite'}, 2 shared cores, fleet served "
+        f"{'in-process' if args.in_process else 'by a child process'}):",
         "",
         "| concurrency | portals timed | wall time | whole fleet | how | speed-up |",
         "|---|---|---|---|---|---|",

@@ -19,8 +19,9 @@ an app's portal store, as a finished install would. Counters: ``requests``, ``re
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
-import secrets
 import threading
 import time
 from collections import Counter
@@ -37,8 +38,15 @@ class Fleet:
     """N generated portals and their OAuth server on one loopback port (see module doc)."""
 
     def __init__(self, portals: int, latency: float = 0.05, client_id: str = "local.fleet.leadcard",
-                 client_secret: str = "fleet-secret") -> None:
+                 client_secret: str = "fleet-secret", seed: str = "leadcard-fleet",
+                 url: str | None = None) -> None:
+        """`seed` makes the tokens reproducible, so a fleet served by another process
+        (`python -m devtools.devportal.fleet`) can be seeded from a twin built here with
+        that process's `url` (not started)."""
         self.size = portals
+        self._seed = seed
+        self._generation: Counter[int] = Counter()
+        self._fixed_url = url
         self.latency = latency
         self.client_id, self.client_secret = client_id, client_secret
         self._lock = threading.Lock()
@@ -51,8 +59,8 @@ class Fleet:
             self._issue(n)
 
     # --- lifecycle ---------------------------------------------------------------------
-    def start(self) -> Fleet:
-        self._server = ServerThread(self._wsgi, "127.0.0.1", 0).start()
+    def start(self, port: int = 0) -> Fleet:
+        self._server = ServerThread(self._wsgi, "127.0.0.1", port).start()
         return self
 
     def stop(self) -> None:
@@ -68,6 +76,8 @@ class Fleet:
 
     @property
     def url(self) -> str:
+        if self._fixed_url:
+            return self._fixed_url
         if self._server is None:
             raise RuntimeError("the fleet is not started")
         return f"http://127.0.0.1:{self._server.port}"
@@ -115,8 +125,11 @@ class Fleet:
 
     # --- the server ------------------------------------------------------------------------
     def _issue(self, n: int) -> tuple[str, str]:
-        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
         with self._lock:
+            self._generation[n] += 1
+            base = f"{self._seed}:{n}:{self._generation[n]}:"
+            access = hashlib.sha256((base + "access").encode()).hexdigest()[:32]
+            refresh = hashlib.sha256((base + "refresh").encode()).hexdigest()[:32]
             self._access[n] = access
             self._refresh = {r: o for r, o in self._refresh.items() if o != n}
             self._refresh[refresh] = n
@@ -127,7 +140,7 @@ class Fleet:
                 "expires": int(time.time()) + 3600, "member_id": self.member_id(n),
                 "client_endpoint": self.endpoint(n), "server_endpoint": f"{self.url}/rest/",
                 "scope": "crm,placement,user_brief", "status": "L", "user_id": 1,
-                "domain": f"127.0.0.1:{self._server.port if self._server else 0}"}
+                "domain": self.url.split("//", 1)[1]}
 
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -188,3 +201,24 @@ class Fleet:
             return 200, {"result": {"ID": 1, "CODE": self.client_id, "VERSION": 1, "STATUS": "L",
                                     "INSTALLED": True, "member_id": self.member_id(n)}}
         return 200, {"result": True}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a fleet on 127.0.0.1:PORT until killed (its own process: its CPU is not the app's)."""
+    ap = argparse.ArgumentParser(description="Serve N generated portals on one loopback port.")
+    ap.add_argument("--portals", type=int, default=10_000)
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--seed", default="leadcard-fleet")
+    args = ap.parse_args(argv)
+    fleet = Fleet(args.portals, latency=args.latency, seed=args.seed)
+    fleet.start(args.port)
+    print(f"fleet of {args.portals} on {fleet.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fleet.stop()
+
+
+if __name__ == "__main__":
+    main()
