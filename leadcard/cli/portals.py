@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -167,8 +168,6 @@ def _exit(summary: fleet.Summary) -> None:
 
 
 def _when(expires_at: float | None, none: str | None = "-") -> str | None:
-    from datetime import UTC, datetime
-
     if expires_at is None:
         return none
     return datetime.fromtimestamp(expires_at, UTC).isoformat(timespec="seconds")

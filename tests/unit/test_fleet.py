@@ -227,3 +227,17 @@ def test_show_reports_the_portal_and_its_calls_by_method(cli):
     assert body["calls_last_24h"]["app.info"]["errors"] >= 1
     text = runner.invoke(args=["portals", "show", portals[1].member_id]).output
     assert "last_error:" in text and "app.info" in text
+
+
+def test_the_store_streams_portals_in_batches(cli):
+    _runner, _fake, portals, svc = cli
+    got = [p.member_id for p in svc.store.iter_all(batch=5)]
+    assert got == sorted(p.member_id for p in portals)  # 5 + 5 + 2 rows, each once
+    assert svc.store.count() == 12
+    svc.store.uninstall(portals[0].member_id, clean=False)
+    assert svc.store.count(exclude="uninstalled") == 11
+    assert portals[0].member_id not in {p.member_id for p in flows_fleet_check(svc)}
+
+
+def flows_fleet_check(svc):
+    return fleet.check_portals(svc.store, batch=4)
