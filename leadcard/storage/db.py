@@ -90,6 +90,25 @@ def upsert_insert(engine: Engine):
     raise ValueError(f"Lead Card stores in sqlite and postgresql, not {name}")
 
 
+def _sqlite_pool_args(url: str) -> dict[str, int]:
+    """A file database gets a sized pool like PostgreSQL's (DB_POOL_SIZE/DB_POOL_OVERFLOW,
+    default 10+10) so `portals check --concurrency N` can fit it; :memory: keeps its
+    single-connection pool."""
+    if url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in url:
+        return {}
+    return {"pool_size": int(os.environ.get("DB_POOL_SIZE", "10")),
+            "max_overflow": int(os.environ.get("DB_POOL_OVERFLOW", "10"))}
+
+
+def pool_capacity(engine: Engine) -> int | None:
+    """How many connections the engine's pool hands out at once (size + overflow), or None
+    when it is not a bounded queue pool (SQLite :memory:, a test's StaticPool)."""
+    pool = engine.pool
+    if isinstance(pool, sa.pool.QueuePool):
+        return pool.size() + max(pool._max_overflow, 0)  # noqa: SLF001 - no public getter
+    return None
+
+
 def make_engine(url: str) -> Engine:
     """Create the pooled engine; on SQLite, enable WAL and opt-in `BEGIN IMMEDIATE`."""
     if url.startswith("sqlite"):
@@ -97,7 +116,8 @@ def make_engine(url: str) -> Engine:
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
         engine = sa.create_engine(
-            url, connect_args={"timeout": LOCK_WAIT_SECONDS, "check_same_thread": False}
+            url, connect_args={"timeout": LOCK_WAIT_SECONDS, "check_same_thread": False},
+            **_sqlite_pool_args(url),
         )
         _install_sqlite_transactions(engine)
         return engine

@@ -140,6 +140,30 @@ class PortalStore:
             rows = conn.execute(sa.select(portals).order_by(portals.c.domain)).all()
         return [as_portal(r) for r in rows]
 
+    def iter_all(self, batch: int = 500) -> Iterator[Portal]:
+        """Every stored portal by member_id, read `batch` rows at a time (keyset paging: a
+        fleet of 10,000 is never one result set, and no token is decrypted here)."""
+        after = ""
+        while True:
+            with self._reading() as conn:
+                rows = conn.execute(
+                    sa.select(portals).where(portals.c.member_id > after)
+                    .order_by(portals.c.member_id).limit(batch)
+                ).all()
+            for row in rows:
+                yield as_portal(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1]._mapping["member_id"]
+
+    def count(self, exclude: str | None = None) -> int:
+        """How many portals are stored (without those in status `exclude`)."""
+        q = sa.select(sa.func.count()).select_from(portals)
+        if exclude:
+            q = q.where(portals.c.status != exclude)
+        with self._reading() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     def credentials(self, member_id: str) -> Credentials:
         """Decrypt the stored pair; NotInstalled if there is none."""
         with self._reading() as conn:
@@ -307,10 +331,11 @@ class PortalStore:
         return writing(self._engine)
 
 
-def iter_expiring(store: PortalStore, older_than_days: float) -> Iterator[Portal]:
-    """Active portals whose grant was last renewed more than `older_than_days` ago."""
+def iter_expiring(store: PortalStore, older_than_days: float,
+                  batch: int = 500) -> Iterator[Portal]:
+    """Active portals whose grant was last renewed more than `older_than_days` ago (streamed)."""
     cutoff = utc_now().timestamp() - older_than_days * 86400
-    for portal in store.list():
+    for portal in store.iter_all(batch=batch):
         if portal.status == UNINSTALLED or not portal.has_tokens:
             continue
         last = portal.refreshed_at or portal.installed_at
