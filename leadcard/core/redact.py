@@ -77,6 +77,7 @@ _VALUE = (
     r")"
 )
 
+# The last pattern (code/state) is the one not keyed on _SECRET_KEYS: redact() relies on that.
 _PATTERNS = [
     # key=value, auth[key]=value, auth%5Bkey%5D%3Dvalue, key='value' (kwargs repr)
     re.compile(_KEY_START + rf"(?:{_KEYS}){_KEY_END}{_KEY_CLOSE}{_EQUALS}" + _VALUE, re.I),
@@ -98,6 +99,9 @@ _PATTERNS = [
         re.I | re.M,
     ),
 ]
+# Necessary conditions of the patterns above, for redact()'s quick skip.
+_KEY_HINT = re.compile(rf"(?:{_KEYS}){_KEY_END}", re.I)
+_CODE_HINT = re.compile(r"(?:code|state)" + _EQUALS, re.I)
 _BEARER = re.compile(r"\b(Bearer)[ \t]+[A-Za-z0-9\-._~+/]+=*", re.I)
 _TOKEN_SHAPED = re.compile(r"[A-Za-z0-9]{40,}")
 
@@ -119,12 +123,23 @@ def _replace_value(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret value this module knows about replaced by ``[REDACTED]``."""
+    """``text`` with every secret value this module knows about replaced by ``[REDACTED]``.
+
+    Each pattern runs only when what it cannot match without is in the text (one cheap scan
+    without look-behinds): the key patterns need a whole key of ``_SECRET_KEYS``, the
+    code/state one "code" or "state" before an equals sign, the header one "bearer". The
+    result is the same; a text without them (most REST answers) skips the look-behind scans,
+    ~2 ms each on a 15 KB batch answer, on the REST log's thread that shares the GIL with views.
+    """
     if not text:
         return text
-    for pattern in _PATTERNS:
-        text = pattern.sub(_replace_value, text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if _KEY_HINT.search(text):
+        for pattern in _PATTERNS[:-1]:
+            text = pattern.sub(_replace_value, text)
+    if _CODE_HINT.search(text):
+        text = _PATTERNS[-1].sub(_replace_value, text)
+    if "bearer" in text.lower():
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _TOKEN_SHAPED.sub(REDACTED, text)
 
 

@@ -373,3 +373,26 @@ def test_default_install_covers_gunicorn_and_werkzeug(restore_logging):
             logging.getLogger(name).propagate = value
     for name in names:
         assert "code=[REDACTED]&state=[REDACTED] HTTP" in buffers[name].getvalue(), name
+
+
+def _every_pattern(text: str) -> str:
+    """redact() without its quick skips: every pattern, always."""
+    from leadcard.core import redact as module
+    for pattern in module._PATTERNS:
+        text = pattern.sub(module._replace_value, text)
+    text = module._BEARER.sub(lambda m: f"{m.group(1)} {module.REDACTED}", text)
+    return module._TOKEN_SHAPED.sub(module.REDACTED, text)
+
+
+@pytest.mark.parametrize("text", [
+    '{"result": {"AUTHOR_ID": "2", "measureCode": 796, "STATE": "ok"}}',
+    "show_file.php?auth=&ownerId=101&fileId=5",
+    "GET /oauth/callback?code=abc123&state=xyz HTTP/1.1",
+    "Authorization: Bearer abcdef0123456789",
+    '{"access_token": "s3cr3t", "refresh_token": \'r\', "x": "AUTH_ID=zz"}',
+    "cmd[lead]=crm.lead.get%3Fid%3D1%26auth%3Dtok",
+    "plain prose about an author and a barcode, nothing secret",
+    "a" * 45,
+])
+def test_quick_skips_change_nothing(text):
+    assert redact(text) == _every_pattern(text)
