@@ -32,8 +32,10 @@ HISTORY_COMMENTS = 3
 
 _ACTIVITY_SELECT = ["ID", "TYPE_ID", "PROVIDER_ID", "PROVIDER_TYPE_ID", "SUBJECT", "DEADLINE",
                     "START_TIME", "END_TIME", "COMPLETED", "RESPONSIBLE_ID", "DIRECTION", "CREATED"]
-# Back-references that add the panels' people to the cold view's user.get.
-USER_REFS = ([f"$result[ctx_open][{i}][RESPONSIBLE_ID]" for i in range(5)]
+# The panels' people (responsible users, comment authors), by back-reference: asked in
+# every view's batch, so a new responsible never costs a second request.
+OPEN_REFS = 5
+USER_REFS = ([f"$result[ctx_open][{i}][RESPONSIBLE_ID]" for i in range(OPEN_REFS)]
              + [f"$result[ctx_done][{i}][RESPONSIBLE_ID]" for i in range(HISTORY_ACTIVITIES)]
              + [f"$result[ctx_comments][{i}][AUTHOR_ID]" for i in range(HISTORY_COMMENTS)])
 # findbycomm's answer keys → the card's entity names; crm.item.list entityTypeId of each.
@@ -76,6 +78,8 @@ def context_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
         commands[f"ctx_dupnames_{entity}"] = ("crm.item.list", {
             "entityTypeId": ENTITY_TYPE_IDS[entity], "filter": {"@id": refs},
             "select": ["id", "title", "name", "lastName"]})
+    # Names of the people the panels show (user_brief scope; api-reference/user/user-get.md).
+    commands["ctx_users"] = ("user.get", {"FILTER": {"ID": USER_REFS}})
     # What a converted lead became: every deal, contact and company has a leadId
     # (api-reference/crm/universal/object-fields.md).
     for key in _CAME_TYPES:
@@ -86,9 +90,10 @@ def context_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def collect(results: dict[str, Any], failures: dict[str, errors.LeadCardError],
-            lead_id: int) -> LeadContext:
+            lead: dict[str, Any]) -> LeadContext:
     """The panels' answers sorted out of one batch result; a failed sub-command marks its
     panel ("denied" when Bitrix24 said the viewer may not, else "failed") and nothing else."""
+    lead_id = _int(lead.get("ID")) or 0
     state: dict[str, str] = {}
 
     def panel(name: str, *keys: str) -> None:
@@ -102,7 +107,10 @@ def collect(results: dict[str, Any], failures: dict[str, errors.LeadCardError],
     panel("next_steps", "ctx_open")
     panel("history", "ctx_done", "ctx_comments")
     panel("products", "ctx_products")
-    panel("duplicates", "ctx_dup_phone", "ctx_dup_email")
+    # A lead without phones (or e-mails) sends findbycomm no values, which it refuses: that
+    # is "no duplicates by phone", not a failure.
+    panel("duplicates", *(f"ctx_dup_{kind.lower()}" for kind in ("PHONE", "EMAIL")
+                          if _has_values(lead.get(kind))))
     panel("came", *(f"ctx_came_{k}" for k in _CAME_TYPES))
 
     found: dict[str, set[int]] = {entity: set() for entity in _DUP_TYPES.values()}
@@ -136,6 +144,23 @@ def user_ids(context: LeadContext) -> set[str]:
            (*context.open_activities, *context.done_activities)}
     ids |= {str(c.get("AUTHOR_ID")) for c in context.comments}
     return {i for i in ids if i.isdigit() and i != "0"}
+
+
+def asked_user_ids(context: LeadContext) -> set[str]:
+    """The panels' people the batch's ``ctx_users`` asked about (USER_REFS reach that far)."""
+    return user_ids(LeadContext(open_activities=context.open_activities[:OPEN_REFS],
+                                done_activities=context.done_activities[:HISTORY_ACTIVITIES],
+                                comments=context.comments[:HISTORY_COMMENTS]))
+
+
+def panel_users(results: dict[str, Any]) -> list[dict]:
+    """The ``ctx_users`` answer: user.get items of the people the panels show."""
+    return _list(results.get("ctx_users"))
+
+
+def _has_values(multifield: Any) -> bool:
+    return any(isinstance(m, dict) and str(m.get("VALUE") or "").strip()
+               for m in (multifield if isinstance(multifield, list) else [])[:COMM_VALUES])
 
 
 def _list(value: Any) -> list[dict]:

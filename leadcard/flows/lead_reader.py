@@ -77,9 +77,12 @@ class LeadReader:
             self._cache.set(dict_keys[name], value, self._ttl)
         users.update(users_found)
 
-        # A lead whose related users changed since the last view: one small follow-up.
+        # A lead whose related users changed since the last view: one small follow-up — but
+        # never for someone this batch already asked about (a user.get that does not return
+        # a system or fired user would not return them a second time either).
         wanted = user_ids_of(lead) | lead_context.user_ids(context)
-        absent = wanted - set(users)
+        asked = lead_context.asked_user_ids(context) | (user_ids_of(lead) if need_users else set())
+        absent = wanted - set(users) - asked
         if absent:
             absent_keys = {u: self._user_key(member_id, u) for u in absent}
             cached_now = self._cache.get_many(list(absent_keys.values()))
@@ -128,8 +131,7 @@ class LeadReader:
         if need_users:
             commands["users"] = (
                 "user.get",
-                {"FILTER": {"ID": [f"$result[lead][{f}]" for f in USER_FIELDS]
-                            + lead_context.USER_REFS}},
+                {"FILTER": {"ID": [f"$result[lead][{f}]" for f in USER_FIELDS]}},
             )
         if need_links:
             commands["company"] = ("crm.company.get", {"id": "$result[lead][COMPANY_ID]"})
@@ -148,7 +150,8 @@ class LeadReader:
             if value is not None:
                 fetched[name] = value
         users: dict[str, Any] = {}
-        for item in _as_list(result.results.get("users")):
+        for item in [*_as_list(result.results.get("users")),
+                     *lead_context.panel_users(result.results)]:
             if isinstance(item, dict) and item.get("ID") is not None:
                 users[str(item["ID"])] = _user_brief(item)
         companies: dict[str, Any] = {}
@@ -160,7 +163,7 @@ class LeadReader:
         contact = result.results.get("contact")
         if contact_id and isinstance(contact, dict) and "contact" not in result.errors:
             contacts[contact_id] = contact
-        context = lead_context.collect(result.results, result.errors, lead_id)
+        context = lead_context.collect(result.results, result.errors, lead)
         return lead, fetched, users, companies, contacts, context
 
     @staticmethod

@@ -156,3 +156,20 @@ def test_an_activity_added_at_the_portal_shows_on_the_next_view(sim, live_app, i
     sim.add_comment("a", RICH, "Signed [B]today[/B]")
     page = view(sim, live_app, RICH)
     assert words(panel(page, "history").select_one(".lc-comment__text")) == "Signed today"
+
+
+def test_a_lead_without_phone_or_email_has_no_duplicates_not_a_failure(sim, live_app, installed):
+    dups = panel(view(sim, live_app, MINIMAL), "duplicates")
+    assert "No other lead" in words(dups)
+    assert dups.select_one(".lc-ctx__state") is None
+
+
+def test_a_new_responsible_costs_no_second_request(sim, live_app, installed):
+    view(sim, live_app, RICH)
+    # User 19 is one user.get never returns (a system user): asked in the batch, not again.
+    sim.add_activity("a", RICH, "Hand over to the import team", deadline_in=7200, responsible=19)
+    for _ in range(2):
+        before = rest_requests(sim)
+        page = view(sim, live_app, RICH)
+        assert rest_requests(sim) - before == 1
+    assert "User #19" in words(panel(page, "next"))
