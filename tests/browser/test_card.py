@@ -136,8 +136,9 @@ def test_iframe_fits_content_and_follows_details(sim, installed, page, watch):
 
 
 @pytest.mark.parametrize("selector, path", [
-    ("a[data-b24-path^='/crm/company/']", "/crm/company/details/7/"),
-    ("a[data-b24-path^='/crm/contact/']", "/crm/contact/details/15/"),
+    # in the lead's own sections (the context panels above them link duplicates too)
+    (".lc-section--company a[data-b24-path^='/crm/company/']", "/crm/company/details/7/"),
+    (".lc-section--contact a[data-b24-path^='/crm/contact/']", "/crm/contact/details/15/"),
     ("a.lc-user[data-b24-path]", "/company/personal/user/2/"),
 ], ids=["company", "contact", "user"])
 def test_portal_links_open_in_slider(sim, installed, page, watch, selector, path):
