@@ -139,7 +139,7 @@ def test_a_view_moves_the_view_upstream_and_cache_series(world):
     assert moved(cold, warm, "leadcard_views_total", outcome="ok") == 1
     assert moved(cold, warm, "leadcard_cache_requests_total", result="hit") > 0
     # No per-portal label anywhere.
-    fake, portal = world[0], world[1]
+    portal = world[1]
     assert all(portal.member_id not in str(labels) and portal.domain not in str(labels)
                for _name, labels in warm)
 
