@@ -64,7 +64,9 @@ def post_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
 
 
 def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
-    """Apply migrations once in the master before workers start (embedded default)."""
+    """Give this master a fresh metrics directory, then apply migrations once before
+    workers start (embedded default)."""
+    _fresh_metrics_dir()
     from leadcard.core.config import load_settings
     from leadcard.storage import db
 
@@ -73,3 +75,34 @@ def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
         engine = db.make_engine(settings.database_url)
         db.upgrade(engine)
         engine.dispose()
+
+
+def _fresh_metrics_dir() -> None:
+    """GET /metrics sums every worker's figures (prometheus_client's multiprocess mode): each
+    worker writes its values to files under PROMETHEUS_MULTIPROC_DIR, which must be set
+    before prometheus_client is imported in the worker (forked from here, so it inherits it)
+    and must be empty at start — a previous run's files would be counted again. So each
+    master makes its own fresh directory (two servers on one machine never share one),
+    under $PROMETHEUS_MULTIPROC_PARENT or the system's temporary folder, and removes it on
+    exit. Counters restart at zero with the master, which Prometheus' rate() expects."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="leadcard-metrics-",
+                            dir=os.environ.get("PROMETHEUS_MULTIPROC_PARENT") or None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    master = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == master:  # a worker also runs the atexit handlers it inherited
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
+
+
+def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """A worker ended: its live gauges go (its counters stay in the sums)."""
+    from leadcard.core import metrics
+
+    metrics.mark_process_dead(worker.pid)

@@ -51,7 +51,7 @@ from leadcard.bitrix24.http import (
     Transport,
     TransportFailed,
 )
-from leadcard.core import errors
+from leadcard.core import errors, metrics
 from leadcard.core.ratelimit import RateLimited as BucketFull
 
 log = logging.getLogger(__name__)
@@ -309,9 +309,11 @@ class RestClient:
         try:
             delay = self._bucket.acquire(key, max_wait=max_wait)
         except BucketFull as exc:
+            metrics.observe_slot_refused()
             raise errors.RateLimited("client-side bucket full", retry_after=exc.retry_after) from None
         if delay > 0:
             deadline.slot_waited += delay
+            metrics.observe_slot_wait(delay)
             self._sleep(delay)
             # Only a request that slept can have been overtaken by a pause (one extra read,
             # only while the portal's limit is the bottleneck).

@@ -91,6 +91,8 @@ class Settings:
     # controller, market/preparing-to-publish/common-requirements.md §1.B.12).
     vendor_name: str = ""
     vendor_contact: str = ""
+    # GET /metrics answers only `Authorization: Bearer <this>`; empty = no /metrics (404).
+    metrics_token: str = ""
 
     @property
     def oauth_token_url(self) -> str:
@@ -202,4 +204,5 @@ def load_settings(
         rest_log_days=rest_log_days,
         vendor_name=env.get("VENDOR_NAME", "").strip()[:200],
         vendor_contact=env.get("VENDOR_CONTACT", "").strip()[:200],
+        metrics_token=env.get("METRICS_TOKEN", "").strip(),
     )

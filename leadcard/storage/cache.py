@@ -281,6 +281,41 @@ class FailOpenCache(Cache):
         return int(self._guard("delete_prefix", lambda: self.inner.delete_prefix(prefix), 0))
 
 
+class CountedCache(Cache):
+    """Tells `count(hits, misses)` of every look-up (the operator's metrics), then answers
+    as `inner` does; writes pass straight through. `count` must be cheap and not raise."""
+
+    def __init__(self, inner: Cache, count: Callable[[int, int], None]) -> None:
+        self.inner = inner
+        self._count = count
+
+    def get(self, key: str) -> Any | None:
+        """The inner cache's value, counted as a hit or a miss."""
+        value = self.inner.get(key)
+        self._count(0 if value is None else 1, 1 if value is None else 0)
+        return value
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The inner cache's values, each asked key counted as a hit or a miss."""
+        keys = list(keys)
+        found = self.inner.get_many(keys)
+        if keys:
+            self._count(len(found), len(keys) - len(found))
+        return found
+
+    def set(self, key: str, value: Any, ttl: float) -> None:
+        self.inner.set(key, value, ttl)
+
+    def set_many(self, mapping: Mapping[str, Any], ttl: float) -> None:
+        self.inner.set_many(mapping, ttl)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        return self.inner.delete_prefix(prefix)
+
+
 def make_cache(redis_client: Any | None = None, breaker: Breaker | None = None) -> Cache:
     """Fail-open cache on the app's Redis client (shared by all workers and hosts) when there
     is one, else a per-process ``MemoryCache``. ``breaker``: the client's (services.py builds

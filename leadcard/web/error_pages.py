@@ -34,6 +34,7 @@ def _render(exc: errors.LeadCardError | None, *, code: str | None = None,
         reconnect = services.current().settings.url_for_handler(f"/reconnect?member_id={member_id}")
     problem = problem_for(exc, code=code, status=status,
                           request_id=getattr(g, "request_id", ""), reconnect_url=reconnect)
+    g.problem_code = problem.code  # the view's outcome for the metrics (views/placement.py)
     if request.path == "/events":
         return {"status": "error", "error": problem.code}, problem.status
     response = render_template("error.html", problem=problem), problem.status

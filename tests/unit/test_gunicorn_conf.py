@@ -61,3 +61,20 @@ def test_post_fork_sets_the_switch_interval(monkeypatch):
         assert abs(sys.getswitchinterval() - 0.00025) < 1e-9
     finally:
         sys.setswitchinterval(before)
+
+
+def test_each_master_gets_a_fresh_metrics_directory(monkeypatch, tmp_path):
+    """on_starting gives every master its own empty PROMETHEUS_MULTIPROC_DIR (a previous
+    run's or another server's files would be summed into this one's /metrics)."""
+    import os
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_PARENT", str(tmp_path))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/stale")
+    conf = load(monkeypatch)
+    conf._fresh_metrics_dir()
+    first = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    conf._fresh_metrics_dir()
+    second = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    assert first != second and first != "/nonexistent/stale"
+    for path in (first, second):
+        assert os.path.dirname(path) == str(tmp_path) and os.listdir(path) == []

@@ -1,18 +1,56 @@
 """POST /placement — the CRM_LEAD_DETAIL_TAB iframe: the lead card."""
 
+import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, Response, g, render_template, request
 
 from leadcard.bitrix24.payloads import parse_placement
 from leadcard.card import build
 from leadcard.card.rendered import CardInputs
+from leadcard.core import metrics
 from leadcard.core.grant import portal_origin
 from leadcard.flows import lead_tab as tab_flow
 from leadcard.flows import services
 from leadcard.web import frontend, security
+from leadcard.web.problems import TEXTS
 
 bp = Blueprint("placement", __name__)
+
+# The error page shown (problems.py codes) → the view's metrics outcome. Codes not named here
+# keep their own name (a fixed set: the problem texts' keys); anything else is "error".
+_OUTCOMES = {
+    "lead_not_found": "not_found",
+    "app_not_installed": "not_installed",
+    "operation_limit": "rate_limited",
+    "too_many_attempts": "rate_limited",
+    "busy": "rate_limited",
+    "internal": "error",
+}
+
+
+def view_outcome(status: int, problem_code: str | None) -> str:
+    """The `leadcard_views_total` outcome of a view answered with `status` (and, for an
+    error page, its problem code)."""
+    if problem_code is None:
+        return "ok" if status < 400 else "error"
+    outcome = _OUTCOMES.get(problem_code, problem_code)
+    return outcome if outcome in TEXTS or outcome in _OUTCOMES.values() else "error"
+
+
+@bp.before_request
+def _started() -> None:
+    g.view_started = time.perf_counter()
+
+
+@bp.after_request
+def _count(response: Response) -> Response:
+    """Every answer of this blueprint, the card or an error page, is one view."""
+    started = g.get("view_started")
+    if started is not None:
+        metrics.observe_view(view_outcome(response.status_code, g.get("problem_code")),
+                             time.perf_counter() - started)
+    return response
 
 
 @bp.post("/placement")
