@@ -17,8 +17,12 @@ there resolves to an empty string, which Bitrix24 leaves out of a list filter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
+from leadcard.bitrix24.rest import php_query
 from leadcard.card.model import LeadContext
 from leadcard.core import errors
 
@@ -87,6 +91,18 @@ def context_commands(lead_id: int) -> dict[str, tuple[str, dict[str, Any]]]:
             "entityTypeId": ENTITY_TYPE_IDS[key], "filter": {"leadId": lead_id},
             "select": ["id", "title", "name", "lastName", "stageId", "opportunity", "currencyId"]})
     return commands
+
+
+@lru_cache(maxsize=4096)
+def encoded_context_commands(lead_id: int) -> Mapping[str, str]:
+    """:func:`context_commands` as the ``method?query`` strings a batch sends, kept per lead.
+
+    Encoding 16 nested sub-commands costs ~0.9 ms of CPU per view (php_query), ~1.7 % of a
+    warm view at the benchmark's 50 ms; they depend on the lead id alone, so they are encoded
+    once per lead and process (a read-only view; ~6 KB of text per lead, so 4096 leads stay
+    under ~30 MB with the dict overhead)."""
+    return MappingProxyType({key: f"{method}?{php_query(params)}"
+                             for key, (method, params) in context_commands(lead_id).items()})
 
 
 def collect(results: dict[str, Any], failures: dict[str, errors.LeadCardError],

@@ -125,7 +125,7 @@ class LeadReader:
     def _batch(session: PortalSession, lead_id: int, missing: list[str], need_users: bool,
                need_links: bool):
         commands: dict[str, Any] = {"lead": ("crm.lead.get", {"id": lead_id})}
-        commands.update(lead_context.context_commands(lead_id))
+        commands.update(lead_context.encoded_context_commands(lead_id))
         for name in missing:
             commands[f"d_{name}"] = DICTIONARIES[name]
         if need_users:

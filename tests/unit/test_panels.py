@@ -125,3 +125,12 @@ def test_duplicate_lookups_reference_the_leads_own_phones_and_emails():
     assert params["values"][0] == "$result[lead][PHONE][0][VALUE]"
     assert len(params["values"]) <= 20  # findbycomm's limit
     assert len(commands) + 1 <= 50  # with the lead: within one batch
+
+
+def test_encoded_commands_are_the_commands_as_a_batch_sends_them():
+    from leadcard.bitrix24.rest import php_query
+    encoded = lead_context.encoded_context_commands(4242)
+    assert dict(encoded) == {k: f"{m}?{php_query(p)}"
+                             for k, (m, p) in lead_context.context_commands(4242).items()}
+    assert lead_context.encoded_context_commands(4242) is encoded  # kept per lead
+    assert "4242" in encoded["ctx_open"] and "4242" not in lead_context.encoded_context_commands(7)["ctx_open"]
