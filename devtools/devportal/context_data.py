@@ -99,7 +99,7 @@ def portal_context(name: str, now: float, tz: int) -> dict[str, Any]:
             subject="Call back about trailer tracking", completed=False, direction=2,
             start=now + 2 * DAY, deadline=now + 2 * DAY + 30 * 60, responsible=2),
         act(503, 101, type_id=2, provider="VOXIMPLANT_CALL", provider_type="CALL", tz=tz,
-            subject="Incoming call from +49 40 1234567", completed=True, direction=1,
+            subject="Incoming call from +44 20 7946 0123", completed=True, direction=1,
             start=now - 6 * DAY, deadline=now - 6 * DAY + 12 * 60, responsible=2),
         act(504, 101, type_id=2, provider="VOXIMPLANT_CALL", provider_type="CALL", tz=tz,
             subject="Qualification call", completed=True, direction=2,
@@ -141,7 +141,7 @@ def portal_context(name: str, now: float, tz: int) -> dict[str, Any]:
     leads = {
         108: _entity(108, title="Trade fair contact: Nordwind", assigned=1, opened=False,
                      lead_id=None, name="Marta", last_name="Hoffmann",
-                     phones=("+49 171 5550123",), created="2024-02-11T10:00:00+01:00"),
+                     phones=("+44 7700 900123",), created="2024-02-11T10:00:00+01:00"),
         109: _entity(109, title="Newsletter sign-up", assigned=2, opened=True, lead_id=None,
                      name="M.", last_name="Hoffmann", emails=("m.hoffmann@nordwind.example",),
                      created="2024-04-28T08:30:00+02:00"),
@@ -155,7 +155,7 @@ def portal_context(name: str, now: float, tz: int) -> dict[str, Any]:
     }
     companies = {
         21: _entity(21, title="Nordwind Logistics (Hamburg branch)", assigned=2, opened=True,
-                    lead_id=None, phones=("+49 40 1234567",)),
+                    lead_id=None, phones=("+44 20 7946 0123",)),
         23: _entity(23, title="Tanaka Reefer K.K.", assigned=2, opened=True, lead_id=106,
                     created="2024-03-29T17:00:00+01:00"),
     }

@@ -13,6 +13,11 @@ payloads/crm_lead_get_success_id123.docs.json), crm.lead.fields
 (payloads/user_get_response.docs.json).  Every id/flag in ``result`` is a string,
 as in real answers.
 
+Phone numbers are from Ofcom's ranges reserved for drama (+44 20 7946 0xxx, +44 7700 900xxx,
++44 161 496 0xxx) and e-mails on reserved ``.example`` domains, so no demo or screenshot shows
+a real person's contact (Bitrix24 Market: no real phone numbers or e-mails in demo data,
+market/preparing-to-publish/publication-requirements.md).
+
 Lead ids on portal "a" (the ones tests and demos rely on):
   101 rich lead: every field group filled, assigned to user 2
   102 minimal lead: most fields null/"" and no multifields, assigned to user 1, OPENED=Y
@@ -362,15 +367,15 @@ def _portal_a() -> dict:
         "UTM_SOURCE": "google", "UTM_MEDIUM": "cpc", "UTM_CAMPAIGN": "fleet_q2",
         "UTM_CONTENT": "ad_variant_b", "UTM_TERM": "van tracking",
         "LAST_ACTIVITY_BY": "2", "LAST_ACTIVITY_TIME": "2024-05-23T16:40:02+02:00",
-        "PHONE": [_mf(11658, "PHONE", "WORK", "+49 40 1234567"),
-                  _mf(11659, "PHONE", "MOBILE", "+49 171 5550123")],
+        "PHONE": [_mf(11658, "PHONE", "WORK", "+44 20 7946 0123"),
+                  _mf(11659, "PHONE", "MOBILE", "+44 7700 900123")],
         "EMAIL": [_mf(11661, "EMAIL", "WORK", "m.hoffmann@nordwind.example"),
                   _mf(11662, "EMAIL", "HOME", "marta.h@mail.example")],
         "WEB": [_mf(11663, "WEB", "WORK", "https://nordwind.example"),
                 _mf(11664, "WEB", "OTHER", "nordwind.example/careers")],
         "IM": [_mf(11660, "IM", "OPENLINE", "imol|livechat|1|67|21"),
-               _mf(11665, "IM", "TELEGRAM", "@marta_hoffmann"),
-               _mf(11666, "IM", "SKYPE", "marta.hoffmann.nw")],
+               _mf(11665, "IM", "TELEGRAM", "@marta_hoffmann_demo_example"),
+               _mf(11666, "IM", "SKYPE", "live:demo.example.marta")],
     })
     _with_ufs(rich, UF_A, {
         "UF_CRM_1721812760630": "Weekdays after 14:00",
@@ -463,7 +468,7 @@ def _portal_a() -> dict:
         "ADDRESS_COUNTRY_CODE": None, "ADDRESS_LOC_ADDR_ID": None, "ADDRESS_LEGAL": None,
         "UTM_SOURCE": None, "UTM_MEDIUM": None, "UTM_CAMPAIGN": None, "UTM_CONTENT": None,
         "UTM_TERM": None, "LAST_ACTIVITY_BY": "2", "LAST_ACTIVITY_TIME": "2024-05-20T09:12:44+02:00",
-        "PHONE": [_mf(11800, "PHONE", "WORK", "+49 40 1234500")],
+        "PHONE": [_mf(11800, "PHONE", "WORK", "+44 20 7946 0100")],
     }
     contact = {
         "ID": "15", "POST": "Head of Operations", "COMMENTS": "", "HONORIFIC": "HNR_EN_2",
@@ -479,7 +484,7 @@ def _portal_a() -> dict:
         "ADDRESS_PROVINCE": None, "ADDRESS_COUNTRY": None, "ADDRESS_LOC_ADDR_ID": None,
         "UTM_SOURCE": None, "UTM_MEDIUM": None, "UTM_CAMPAIGN": None, "UTM_CONTENT": None,
         "UTM_TERM": None, "LAST_ACTIVITY_BY": "1",
-        "PHONE": [_mf(11810, "PHONE", "WORK", "+49 40 1234567")],
+        "PHONE": [_mf(11810, "PHONE", "WORK", "+44 20 7946 0123")],
         "EMAIL": [_mf(11811, "EMAIL", "WORK", "m.hoffmann@nordwind.example")],
     }
     return {
@@ -504,7 +509,7 @@ def _portal_b() -> dict:
         "STATUS_ID": "IN_PROCESS", "OPPORTUNITY": "18750.00", "CURRENCY_ID": "EUR",
         "COMMENTS": "Rückruf [B]Dienstag[/B] vereinbart.", "HAS_PHONE": "Y", "HAS_EMAIL": "Y",
         "ASSIGNED_BY_ID": "2", "ADDRESS_CITY": "Köln", "ADDRESS_COUNTRY": "Deutschland",
-        "PHONE": [_mf(21001, "PHONE", "WORK", "+49 221 987654")],
+        "PHONE": [_mf(21001, "PHONE", "WORK", "+44 161 496 0456")],
         "EMAIL": [_mf(21002, "EMAIL", "WORK", "j.mueller@mueller-soehne.example")],
     })
     _with_ufs(l1, UF_B, {"UF_CRM_1594289616952": "Neumarkt", "UF_CRM_1594289659496": "20000|EUR"})

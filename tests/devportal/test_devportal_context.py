@@ -39,7 +39,7 @@ def test_comment_list_and_rights(rest, token):
 
 def test_findbycomm_ignores_rights_then_list_filters(rest, token):
     body = _res(rest, token, "crm.duplicate.findbycomm", user=2, type="PHONE",
-                values=["+49 171 5550123"])
+                values=["+44 7700 900123"])
     assert body["result"]["LEAD"] == [101, 108]
     mail = _res(rest, token, "crm.duplicate.findbycomm", user=2, type="EMAIL",
                 values=["m.hoffmann@nordwind.example", "marta.h@mail.example"])
@@ -89,7 +89,7 @@ def test_context_in_batch_with_back_reference_and_encoded_keys(rest, token):
         "lead": "crm.lead.get?id=101",
         "acts": "crm.activity.list?filter[OWNER_TYPE_ID]=1&filter[OWNER_ID]=$result[lead][ID]",
         "rows": "crm.item.productrow.list?filter%5B%3DownerType%5D=L&filter%5B%3DownerId%5D=101",
-        "dups": "crm.duplicate.findbycomm?type=PHONE&values[]=%2B49%20171%205550123",
+        "dups": "crm.duplicate.findbycomm?type=PHONE&values[]=%2B44%207700%20900123",
     }).json()["result"]
     assert res["result_error"] == []
     assert len(res["result"]["acts"]) == 8

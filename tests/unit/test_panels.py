@@ -14,7 +14,7 @@ NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LEAD = {"ID": "101", "CURRENCY_ID": "EUR", "STATUS_SEMANTIC_ID": "P",
         "DATE_CREATE": "2026-11-22T12:00:00+00:00", "MOVED_TIME": "2026-11-30T12:00:00+00:00",
         "LAST_ACTIVITY_TIME": "2026-12-01T12:00:00+00:00",
-        "PHONE": [{"VALUE": "+49 40 1234567"}], "EMAIL": []}
+        "PHONE": [{"VALUE": "+44 20 7946 0123"}], "EMAIL": []}
 USERS = {"2": {"ID": "2", "NAME": "Ben", "LAST_NAME": "Ortiz"}}
 
 
