@@ -82,13 +82,15 @@ class ActionKeys:
             # This key's own row past RETENTION is forgotten even beyond the prune slice.
             conn.execute(sa.delete(t).where(t.c.member_id == member_id, t.c.key == key,
                                             t.c.created_at < now - RETENTION))
+            # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
             inserted = conn.execute(
                 self._insert(t)
                 .values(member_id=member_id, key=key, fingerprint=fingerprint, state=PENDING,
                         created_at=now, updated_at=now)
                 .on_conflict_do_nothing()
-            ).rowcount
-            if inserted:
+                .returning(t.c.key)
+            ).first()
+            if inserted is not None:
                 return Claim(won=True)
             row = conn.execute(
                 sa.select(t.c.fingerprint, t.c.state, t.c.status, t.c.answer, t.c.created_at)
