@@ -243,6 +243,8 @@ class Simulator:
         """Inject a fault; returns its id.  See ``faults.Fault`` for the fields."""
         if target not in ("*", "oauth") and target not in self.world.portals:
             raise KeyError(f"unknown fault target {target!r}")
+        if kind == "hang_after" and target == "oauth":
+            raise ValueError("hang_after delays portal REST answers; the OAuth server knows hang")
         return self.world.faults.add(Fault(target=target, method=method, kind=kind, **spec)).id
 
     def inject_error(self, target: str, method: str, error: str, status: int | None = None,

@@ -266,6 +266,14 @@ def test_commit_then_hang(sim, rest, token):
     assert again.status_code == 200
 
 
+def test_hang_after_is_refused_for_the_oauth_server(sim):
+    with pytest.raises(ValueError):
+        sim.set_fault("oauth", "token", "hang_after", seconds=1)
+    r = requests.post(sim.oauth_url + "/_sim/faults", json={"target": "oauth", "method": "token",
+                                                            "kind": "hang_after", "seconds": 1}, timeout=5)
+    assert r.status_code == 400 and sim.world.faults.list() == []
+
+
 def test_commit_then_hang_inside_batch(sim, token):
     sim.set_fault("a", "crm.lead.update", "hang_after", seconds=1.5)
     body = {"auth": token("a", 2), "cmd": {"move": "crm.lead.update?id=101&fields[STATUS_ID]=NEW"}}
