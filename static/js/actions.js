@@ -246,7 +246,8 @@
       if (res.status < 500 && error.code !== "in_progress") {
         delete keys[signature]; // refused, nothing written: the next try is a new action
       }
-      if (error.field && scope.querySelector("[data-lc-error]")) {
+      if (scope.querySelector("[data-lc-error]")) {
+        // Next to the control it is about (and read out: the slot is its aria-describedby).
         showFieldError(scope, error.message);
         say("", "");
       } else {
