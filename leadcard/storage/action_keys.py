@@ -92,20 +92,10 @@ class ActionKeys:
             ).first()
             if inserted is not None:
                 return Claim(won=True)
-            row = conn.execute(
-                sa.select(t.c.fingerprint, t.c.state, t.c.status, t.c.answer, t.c.created_at)
-                .where(t.c.member_id == member_id, t.c.key == key)
-            ).first()
+            row = conn.execute(_row(member_id, key)).first()
         if row is None:  # released between our insert and select: try once more
             return self.claim(member_id, key, fingerprint)
-        return Claim(
-            won=False,
-            state=row.state,
-            status=row.status,
-            answer=json.loads(row.answer) if row.answer else None,
-            same_request=row.fingerprint == fingerprint,
-            age=max(0.0, now - row.created_at),
-        )
+        return _held(row, now, fingerprint)
 
     def finish(self, member_id: str, key: str, status: int, answer: dict[str, Any]) -> None:
         """The write was made (or definitively answered): replay this answer from now on."""
@@ -124,17 +114,9 @@ class ActionKeys:
 
     def lookup(self, member_id: str, key: str) -> Claim | None:
         """The key's row as a non-winning claim would see it (None: not claimed)."""
-        t = action_keys
         with reading(self._engine) as conn:
-            row = conn.execute(
-                sa.select(t.c.fingerprint, t.c.state, t.c.status, t.c.answer, t.c.created_at)
-                .where(t.c.member_id == member_id, t.c.key == key)
-            ).first()
-        if row is None:
-            return None
-        return Claim(won=False, state=row.state, status=row.status,
-                     answer=json.loads(row.answer) if row.answer else None,
-                     age=max(0.0, self._clock() - row.created_at))
+            row = conn.execute(_row(member_id, key)).first()
+        return None if row is None else _held(row, self._clock(), row.fingerprint)
 
     def _settle(self, member_id: str, key: str, state: str, status: int,
                 answer: dict[str, Any]) -> None:
@@ -154,3 +136,17 @@ class ActionKeys:
         old = (sa.select(t.c.member_id, t.c.key)
                .where(t.c.created_at < now - RETENTION).limit(PRUNE_SLICE))
         conn.execute(sa.delete(t).where(sa.tuple_(t.c.member_id, t.c.key).in_(old)))
+
+
+def _row(member_id: str, key: str) -> sa.Select:
+    t = action_keys
+    return (sa.select(t.c.fingerprint, t.c.state, t.c.status, t.c.answer, t.c.created_at)
+            .where(t.c.member_id == member_id, t.c.key == key))
+
+
+def _held(row: sa.Row, now: float, fingerprint: str) -> Claim:
+    """The claim a request sees of a key someone else holds (`row`: its `_row`)."""
+    return Claim(won=False, state=row.state, status=row.status,
+                 answer=json.loads(row.answer) if row.answer else None,
+                 same_request=row.fingerprint == fingerprint,
+                 age=max(0.0, now - row.created_at))
