@@ -277,3 +277,31 @@ def test_a_clean_uninstall_deletes_the_portals_keys(sim, live_app, installed):
     sim.uninstall("a", clean=True)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(action_keys)).scalar() == 0
+
+
+def test_writes_take_the_portals_rate_limit_slots_like_reads(sim, tmp_path, installed):
+    # 2 slots, then one every 5 s: the first action spends both (its write and the card's
+    # read-back); the next is refused by our own bucket at once, nothing sent, key released.
+    port = free_port()
+    live = serve_app(app_settings(sim, port, tmp_path, B24_RATE_PER_SECOND="0.2",
+                                  B24_RATE_BURST="2"), port)
+    try:
+        assert act(live, sim, "comment", {"text": "First"}).status_code == 200
+        before = rest_requests(sim)
+        k = key()
+        busy = act(live, sim, "comment", {"text": "Second"}, k=k)
+        assert busy.status_code == 503 and busy.json()["error"]["code"] == "rate_limited"
+        assert int(busy.headers["Retry-After"]) >= 1
+        assert rest_requests(sim) == before
+        assert [w["params"]["fields"]["COMMENT"] for w in writes(sim)] == ["First"]
+        with live.services.engine.connect() as conn:
+            keys = [r.key for r in conn.execute(sa.select(action_keys.c.key))]
+        assert k not in keys  # nothing was written: the same key may be sent again later
+    finally:
+        live.stop()
+
+
+def test_the_card_page_lets_its_script_talk_only_to_the_app(sim, live_app, installed):
+    csp = view(sim, live_app).headers["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
+    assert directives["connect-src"] == "'self'"
