@@ -127,3 +127,17 @@ def test_an_empty_comment_is_refused_in_place_without_a_request(sim, installed, 
     m = frame_metrics(frame)
     assert m["scrollWidth"] <= m["clientWidth"], m
     watch.assert_clean(allow_status=((400, "/actions"),))
+
+
+def test_a_phone_number_calls_through_the_portals_telephony(sim, installed, page, watch):
+    locator, frame = _open(page, installed, 1280)
+    before = frame.url
+    phone = locator.locator(".lc-value--phone a[href^='tel:']").first
+    number = phone.inner_text().strip()
+    phone.click()
+    page.wait_for_function("() => (window.__simCalls || []).length >= 1")
+    calls = page.evaluate("window.__simCalls")
+    assert calls[-1]["command"] == "imPhoneTo" and calls[-1]["phone"].replace(" ", "") == \
+        number.replace(" ", "")
+    assert frame.url == before  # the frame did not navigate to tel:
+    watch.assert_clean()
