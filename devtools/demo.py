@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  1. Install:   {portal.base_url}/marketplace/app/?user=1")
         print(f"  2. Open:      {portal.lead_url(101, user_id=1, tab='app')}")
         print(f"     as user 2 (sales rep): {portal.lead_url(101, user_id=2, tab='app')}")
+        print("     In the card: comment, plan a to-do, mark one done, move the stage")
+        print("     (\"Processed\" is refused until \"Decision maker\" is filled, as a portal can).")
+        print(f"     Read-only for user 2 (he may read it, not change it): "
+              f"{portal.lead_url(102, user_id=2, tab='app')}")
         print(f"  Portal home:  {portal.base_url}/?user=1      App: {app_url}\n", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         assert gunicorn.proc is not None
