@@ -93,7 +93,9 @@ def test_rich_lead_with_panels_is_accessible(sim, installed, a11y_page, watch, w
     assert_accessible(frame, f"lead 101 at {width}px")
     locator.locator("details.lc-all summary").click()
     poll(frame, "document.querySelector('details.lc-all').open")
-    assert_accessible(frame, f"lead 101 with all fields at {width}px")
+    for plan in locator.locator("[data-lc-plan] > summary").all():
+        plan.click()   # the to-do form, its labels and fields
+    assert_accessible(frame, f"lead 101 with all fields and the to-do form at {width}px")
     watch.assert_clean()
 
 
@@ -110,6 +112,45 @@ def test_right_to_left_card_is_accessible(sim, installed, a11y_page, watch):
     _, frame = _open(page, installed, 101, 1280, lang="ar")
     assert_accessible(frame, "lead 101 in Arabic")
     watch.assert_clean()
+
+
+def _notice(frame) -> str:
+    """The card's status line once an action finished (as test_card_actions_browser.py)."""
+    return poll(frame, "(() => { const n = document.querySelector('[data-lc-status]');"
+                " return n && !n.hidden && !n.classList.contains('lc-notice--busy')"
+                " && n.textContent.trim(); })()")
+
+
+@pytest.fixture
+def fresh_sample(sim, installed):
+    """Actions write to the simulator: start from the sample leads and leave them so."""
+    sim.reset(context=True)
+    yield
+    sim.reset(context=True)
+
+
+def _comment_and_refused_stage(page, locator, frame) -> None:
+    """A comment written by keyboard (the card updates in place), then a stage move Bitrix24
+    refuses (its words shown beside the control)."""
+    box = locator.locator("#lc-comment-text")
+    box.scroll_into_view_if_needed()
+    box.focus()
+    page.keyboard.type("Agreed on a pilot with 5 vans. " + LONG)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert _notice(frame) == "Comment added."
+    locator.locator("#lc-stage-select").select_option("PROCESSED")
+    locator.locator("[data-lc-form=stage] button[type=submit]").click()
+    locator.locator("#lc-stage-error").wait_for(state="visible")
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_card_after_actions_is_accessible(sim, fresh_sample, a11y_page, watch, width):
+    page = a11y_page(width)
+    locator, frame = _open(page, sim.portals["a"], 101, width)
+    _comment_and_refused_stage(page, locator, frame)
+    assert_accessible(frame, f"lead 101 after a comment and a refused stage move at {width}px")
+    watch.assert_clean(allow_status=((422, "/actions"),))
 
 
 def test_no_access_card_is_accessible(sim, installed, app_server, a11y_page, watch):
@@ -198,11 +239,12 @@ def test_the_check_sees_violations(sim, installed, a11y_page, watch):
 # --- keyboard alone -----------------------------------------------------------------------
 
 # What Tab stops at in the frame, in document order (the browser's own sequential focus
-# navigation: no positive tabindex anywhere); closed <details> content is skipped.
+# navigation: no positive tabindex anywhere); the content of a closed <details> is skipped
+# (checkVisibility: Chromium keeps its boxes, under content-visibility: hidden).
 _TABBABLE = """() => Array.from(document.querySelectorAll(
     'a[href], button:not([disabled]), summary, input:not([disabled]), select, textarea, [tabindex]'))
-  .filter(el => el.tabIndex >= 0 && el.getClientRects().length > 0
-                && getComputedStyle(el).visibility !== 'hidden')"""
+  .filter(el => el.tabIndex >= 0
+                && el.checkVisibility({visibilityProperty: true}))"""
 
 _FOCUSED = """() => {
   const el = document.activeElement;
@@ -216,18 +258,28 @@ _FOCUSED = """() => {
 
 
 def _tab_through(page, frame, count: int) -> list[dict]:
-    stops = []
-    for _ in range(count):
+    """Press Tab until ``count`` controls took focus, one after the other; where a control
+    has several stops of its own (a date-and-time field: day, month, year, time), the
+    presses that stay inside it count once."""
+    stops: list[dict] = []
+    presses = 0
+    while len(stops) < count:
         page.keyboard.press("Tab")
-        stops.append(frame.evaluate(_FOCUSED))
+        presses += 1
+        assert presses <= count * 8, f"Tab is stuck: {stops[-3:]}"
+        stop = frame.evaluate(_FOCUSED)
+        if stops and stop["index"] == stops[-1]["index"] and stop["tag"] == "INPUT":
+            continue
+        stops.append(stop)
     return stops
 
 
 def _enter_frame(page, frame) -> None:
-    """Put the keyboard's focus at the start of the card (as after tabbing past the portal's
-    own tab bar): the iframe element focused, nothing inside it yet."""
-    page.focus("iframe.app-frame")
-    assert frame.evaluate("document.activeElement === document.body")
+    """Put the keyboard's focus just before the card: on the portal's last tab button (the
+    frame comes next in the portal page's tab order), nothing inside the frame focused."""
+    frame.evaluate("document.activeElement && document.activeElement.blur()")
+    page.focus(".tabs button.tab:last-of-type")
+    assert page.evaluate("document.activeElement.matches('.tabs button.tab:last-of-type')")
 
 
 def test_every_control_of_the_card_by_keyboard(sim, installed, a11y_page, watch):
@@ -241,26 +293,43 @@ def test_every_control_of_the_card_by_keyboard(sim, installed, a11y_page, watch)
     hidden = [s for s in stops if not (s["visible"] and s["focusVisible"])]
     assert not hidden, f"focus not visible on: {hidden}"
     kinds = {s["tag"] for s in stops}
-    assert {"A", "SUMMARY"} <= kinds, kinds
+    assert {"A", "SUMMARY", "BUTTON"} <= kinds, kinds
 
-    # the last stop is "Show all fields": Enter opens it, its links join the tab order
-    assert stops[-1]["tag"] == "SUMMARY", stops[-1]
+    # "Show all fields" by keyboard: Enter opens it, what it reveals follows it in the tab
+    # order, Space closes and opens it again
+    toggle = frame.evaluate(f"({_TABBABLE})().indexOf(document.querySelector('details.lc-all > summary'))")
+    assert toggle >= 0
+    _enter_frame(page, frame)
+    _tab_through(page, frame, toggle + 1)
+    assert frame.evaluate("document.activeElement.matches('details.lc-all > summary')")
     page.keyboard.press("Enter")
     poll(frame, "document.querySelector('details.lc-all').open")
     more = frame.evaluate(f"({_TABBABLE})().length")
     assert more >= n
     if more > n:   # links among the additional fields come right after the toggle
         extra = _tab_through(page, frame, more - n)
-        assert [s["index"] for s in extra] == list(range(n, more)), extra
+        assert [s["index"] for s in extra] == list(range(toggle + 1, toggle + 1 + more - n)), extra
         assert all(s["visible"] and s["focusVisible"] for s in extra), extra
         for _ in range(more - n):
             page.keyboard.press("Shift+Tab")
-    # still on the toggle; Space closes it and opens it again
-    assert frame.evaluate("document.activeElement.tagName") == "SUMMARY"
+    assert frame.evaluate("document.activeElement.matches('details.lc-all > summary')")
     page.keyboard.press("Space")
     poll(frame, "!document.querySelector('details.lc-all').open")
     page.keyboard.press("Space")
     poll(frame, "document.querySelector('details.lc-all').open")
+
+    # the other disclosure ("Plan a to-do"): Enter opens it, its fields take focus in order
+    plan = frame.evaluate(f"({_TABBABLE})().indexOf(document.querySelector('[data-lc-plan] > summary'))")
+    if plan >= 0:
+        _enter_frame(page, frame)
+        _tab_through(page, frame, plan + 1)
+        page.keyboard.press("Enter")
+        poll(frame, "document.querySelector('[data-lc-plan]').open")
+        inside = frame.evaluate("document.querySelectorAll('[data-lc-plan] input, [data-lc-plan] "
+                                "textarea, [data-lc-plan] button').length")
+        fields = _tab_through(page, frame, inside)
+        assert [s["index"] for s in fields] == list(range(plan + 1, plan + 1 + inside)), fields
+        assert all(s["visible"] and s["focusVisible"] for s in fields), fields
     watch.assert_clean()
 
 
@@ -348,6 +417,15 @@ def test_card_refits_when_its_content_changes(sim, installed, a11y_page, watch, 
     m = _assert_no_scroll(page, frame, f"lead 102 shrunk at {width}px")
     assert abs(m["scrollHeight"] - before) <= 3, "the frame did not shrink back"
     watch.assert_clean()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_card_fits_after_actions(sim, fresh_sample, a11y_page, watch, width):
+    page = a11y_page(width, 800)
+    locator, frame = _open(page, sim.portals["a"], 101, width)
+    _comment_and_refused_stage(page, locator, frame)
+    _assert_no_scroll(page, frame, f"lead 101 after actions at {width}px")
+    watch.assert_clean(allow_status=((422, "/actions"),))
 
 
 @pytest.fixture
