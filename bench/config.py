@@ -40,6 +40,7 @@ class Config:
     keepalive_viewers: bool = False
     lead_id: int = 101
     only: str | None = None
+    paint: bool = True
 
 
 
@@ -112,6 +113,11 @@ def parse_args(argv: list[str] | None, description: str = "Lead Card benchmark")
         action="store_true",
         help="throughput viewers keep one connection each (default: a new connection per view)",
     )
+    ap.add_argument(
+        "--no-paint",
+        action="store_true",
+        help="skip the paint phase (Chromium: placement POST to the card painted; bench/paint.py)",
+    )
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
     ap.add_argument("--json", type=Path, help="also write raw results as JSON to this file")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, databases)")
@@ -144,4 +150,5 @@ def config_from_args(args: argparse.Namespace, tmp: Path) -> Config:
         keepalive_viewers=args.keepalive_viewers,
         lead_id=args.lead,
         only=args.only,
+        paint=not args.no_paint,
     )

@@ -37,6 +37,7 @@ import contextlib
 import datetime as dt
 import gzip
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -305,10 +306,32 @@ def compressed_sizes(body: bytes) -> tuple[int, int]:
     return len(gzip.compress(body, compresslevel=9, mtime=0)), len(brotli.compress(body, quality=11))
 
 
-def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
-    """Start the simulator and Lead Card, install, measure; the figures (stops everything)."""
+def phase_paint(portal_base_url: str, app_url: str, lead_id: int, runs: int, latency: float,
+                log=print) -> dict[str, Any]:
+    """Against a running simulator and Lead Card (installed): one untimed view (the app's
+    caches: those of a running server), then ``runs`` cold + warm views; the figures."""
     from playwright.sync_api import sync_playwright
 
+    lead_url = f"{portal_base_url}/crm/lead/details/{lead_id}/?user=1&lang=en&tab=app"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            warmup = browser.new_context()
+            view(warmup.new_page(), lead_url, app_url)
+            warmup.close()
+            raw = measure(browser, lead_url, app_url, runs, log)
+            version = browser.version
+        finally:
+            browser.close()
+    bodies = raw.pop("bodies")
+    sizes = {url: (enc, len(body), *compressed_sizes(body)) for url, (enc, body) in bodies.items()}
+    return {"runs": runs, "latency": latency, "lead": lead_id, "chromium": version,
+            "cold": summarize(raw["cold"]), "warm": summarize(raw["warm"]),
+            "weight": weigh(raw["cold"][0], sizes)}
+
+
+def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
+    """Start the simulator and Lead Card, install, measure; the figures (stops everything)."""
     from bench.config import PORTAL, config_from_args
     from bench.config import parse_args as bench_args
     from bench.phases import install
@@ -325,30 +348,19 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         (app_port,) = free_ports(1)
         app_url = f"http://127.0.0.1:{app_port}"
         sim = Sim(procs, app_url, tmp / "simulator.log", cfg.sim_server, cfg.lead_id)
-        sim.knobs(latency=cfg.latency, oauth_latency=cfg.latency)
-        sim.knobs(portal=PORTAL, latency=cfg.latency, rate_limit=False)
-        app = start_app(procs, cfg, subject, sim, app_port)
-        install(sim, app)
-        lead_url = f"{sim.portal['base_url']}/crm/lead/details/{cfg.lead_id}/?user=1&lang=en&tab=app"
-        log(f"lead page {lead_url}; app {app_url}; injected latency {cfg.latency * 1000:.0f} ms")
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                warmup = browser.new_context()
-                view(warmup.new_page(), lead_url, app_url)   # the app's caches: a running server
-                warmup.close()
-                raw = measure(browser, lead_url, app_url, args.runs, log)
-                version = browser.version
-            finally:
-                browser.close()
-        sim.close()
+        try:
+            sim.knobs(latency=cfg.latency, oauth_latency=cfg.latency)
+            sim.knobs(portal=PORTAL, latency=cfg.latency, rate_limit=False)
+            install(sim, start_app(procs, cfg, subject, sim, app_port))
+            log(f"app {app_url}; portal {sim.portal['base_url']}; injected latency "
+                f"{cfg.latency * 1000:.0f} ms")
+            return phase_paint(sim.portal["base_url"], app_url, cfg.lead_id, args.runs,
+                               cfg.latency, log)
+        finally:
+            sim.close()
     finally:
         procs.stop_all()
-    bodies = raw.pop("bodies")
-    sizes = {url: (enc, len(body), *compressed_sizes(body)) for url, (enc, body) in bodies.items()}
-    return {"runs": args.runs, "latency": cfg.latency, "lead": cfg.lead_id, "chromium": version,
-            "cold": summarize(raw["cold"]), "warm": summarize(raw["warm"]),
-            "weight": weigh(raw["cold"][0], sizes)}
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,7 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=float, default=0.05,
                     help="injected upstream latency, s (default 0.05, as bench.run)")
     ap.add_argument("--lead", type=int, default=101, help="lead viewed (default 101, the rich one)")
-    ap.add_argument("--label", default="", help="a note for the docs block (e.g. 'before')")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
     args = ap.parse_args(argv)
     argv_used = argv if argv is not None else sys.argv[1:]

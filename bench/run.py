@@ -18,6 +18,10 @@ as a ratio against a baseline measured in the same run):
    concurrent app-level commands (`flask portals check`) needing the same expired stored token
    -> calls the token endpoint received; plus warm views while one refresh waits on a slow
    token endpoint (does a refresh hold up other viewers?);
+5. (Lead Card only, after the latency rounds; `--no-paint` skips it) the card painted in
+   Chromium: the simulator's lead page POSTs the placement into the frame; first contentful
+   paint and frame fit, cold and warm browser cache, page weight (bench/paint.py, which also
+   runs alone with more runs and writes its own docs block);
 
 then prints a table and (unless --no-doc) writes it into docs/performance.md.
 
@@ -130,6 +134,8 @@ def run_subject(cfg: Config, procs: Procs, subject: Subject, log: Callable[[str]
             f"{ms(led['view_p50'])} ms (bare {ms(led['bare_p50'])} ms) -> ratio "
             f"{led['ratio_p50']:.3f}; {led['requests_per_view']:.2f} req/view"
         )
+        if subject.key == "leadcard" and cfg.paint:
+            out["paint"] = run_paint(cfg, sim, app, log)
         spy = None
         if cfg.py_spy:
             spy = lambda: [
@@ -190,6 +196,27 @@ def run_subject(cfg: Config, procs: Procs, subject: Subject, log: Callable[[str]
             procs.stop_server(app)
         procs.stop_server(sim.process)
         sim.close()
+
+
+def run_paint(cfg: Config, sim: Sim, app: Any, log: Callable[[str], None]) -> dict | None:
+    """The card painted in Chromium (bench/paint.py, fewer runs); None without Chromium."""
+    from bench.paint import CHROMIUM, phase_paint
+
+    if not os.path.exists(CHROMIUM):
+        log(f"[leadcard] paint phase skipped: no {CHROMIUM} (`python -m bench.paint` needs it too)")
+        return None
+    runs = 3 if cfg.quick else 8
+    res = phase_paint(sim.portal["base_url"], app.url, cfg.lead_id, runs, cfg.latency,
+                      log=lambda s: None)
+    cold, warm = res["cold"], res["warm"]
+    log(
+        f"[leadcard] paint ({runs} runs): first contentful paint cold median "
+        f"{cold['fcp']['median']:.0f} ms, warm {warm['fcp']['median']:.0f} ms after the placement "
+        f"POST; frame fitted cold {cold['fitted']['median']:.0f} ms, warm "
+        f"{warm['fitted']['median']:.0f} ms; page {res['weight']['total']['transfer']:,} bytes "
+        f"transferred cold, frame library {res['weight']['sdk_share']['transfer'] * 100:.0f} %"
+    )
+    return res
 
 
 def machine_notes(cfg: Config) -> dict:

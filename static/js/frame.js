@@ -16,6 +16,7 @@
   "use strict";
 
   var doc = document;
+  var self = doc.currentScript; // carries the frame library's URL and hash (loadLibrary)
   var frame = null; // B24Frame once the handshake with the portal succeeded
   var lastHeight = 0;
   var pending = false;
@@ -169,11 +170,53 @@
     }
   }
 
+  function afterFirstPaint(callback) {
+    // rAF runs just before the frame is drawn; a task queued from it runs after. The
+    // timer covers a frame that is never drawn (a hidden tab): then nobody waits on paint.
+    var called = false;
+    function once() {
+      if (!called) {
+        called = true;
+        callback();
+      }
+    }
+    if (window.requestAnimationFrame) {
+      window.requestAnimationFrame(function () {
+        window.setTimeout(once, 0);
+      });
+    }
+    window.setTimeout(once, 250);
+  }
+
+  function loadLibrary(then) {
+    // The card is painted before the frame library (440 KB of JS, ~100 ms to run on a slow
+    // laptop) is fetched and run: nothing on screen needs it, only fitting, the slider and
+    // actions do (docs/performance.md, "What the salesperson feels"). Its URL and SRI hash
+    // ride on this script's tag; the nonce is this script's own.
+    var tag = self && self.getAttribute("data-lc-sdk-src");
+    if (window.B24Js || !tag) {
+      then();
+      return;
+    }
+    afterFirstPaint(function () {
+      var script = doc.createElement("script");
+      script.src = tag;
+      script.integrity = self.getAttribute("data-lc-sdk-integrity") || "";
+      script.crossOrigin = "anonymous";
+      script.nonce = self.nonce;
+      script.onload = then;
+      doc.body.appendChild(script); // on error: no library, a plain standalone page
+    });
+  }
+
   function start() {
     doc.addEventListener("click", onClick);
     doc.addEventListener("error", hideBrokenAvatar, true);
     dropBrokenAvatars();
+    loadLibrary(connect);
+  }
 
+  function connect() {
     var sdk = window.B24Js;
     if (!sdk || typeof sdk.initializeB24Frame !== "function") {
       return; // library missing: plain standalone page

@@ -102,15 +102,17 @@ def assert_csp_safe(html: str) -> Page:
 
 
 def assert_frame_library(page: Page) -> None:
+    # frame.js loads the vendored library after the card's first paint (its loadLibrary),
+    # from the URL and with the SRI hash its own tag carries; no other tag loads it.
     scripts = page.all("script")
-    vendored = [s for s in scripts if (s.get("src") or "").split("?")[0].endswith(assets.B24JSSDK_FILE)]
-    assert len(vendored) == 1
-    assert vendored[0]["integrity"] == assets.B24JSSDK_INTEGRITY
-    assert vendored[0]["crossorigin"] == "anonymous"
-    assert any((s.get("src") or "").startswith("/static/js/frame.js") for s in scripts)
-    # frame.js runs after the library it uses
-    srcs = [s.get("src") or "" for s in scripts]
-    assert srcs.index(vendored[0]["src"]) < next(i for i, s in enumerate(srcs) if "frame.js" in s)
+    frame_js = [s for s in scripts if (s.get("src") or "").startswith("/static/js/frame.js")]
+    assert len(frame_js) == 1
+    vendored = frame_js[0].get("data-lc-sdk-src") or ""
+    assert vendored.startswith("/static/") and vendored.split("?")[0].endswith(assets.B24JSSDK_FILE)
+    assert frame_js[0].get("data-lc-sdk-integrity") == assets.B24JSSDK_INTEGRITY
+    assert not [s for s in scripts if assets.B24JSSDK_FILE in (s.get("src") or "")]
+    js = (ROOT / "static/js/frame.js").read_text()
+    assert 'script.crossOrigin = "anonymous"' in js and "script.integrity" in js
 
 
 # --- card.html ---
