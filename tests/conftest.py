@@ -107,3 +107,21 @@ def redis_or_skip(url: str, prefix: str) -> Iterator:
         for name in client.scan_iter(match=prefix + "*"):
             client.delete(name)
         client.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Debian Chromium for the whole run, shared by the browser suite and the simulator's
+    browser tests: two sync Playwright instances cannot run in the same thread, so a second
+    one would fail (or, as it used to, skip) whichever suite came second."""
+    from tests.browser.browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium'; bin/test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+    pw.stop()

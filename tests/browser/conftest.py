@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from devtools.harness import StartupError, app_settings, free_port, new_simulator, sqlite_url
-from tests.browser.browser_helpers import CHROMIUM, CHROMIUM_ARGS, AppServer, Watch, new_page
+from tests.browser.browser_helpers import CHROMIUM, AppServer, Watch, new_page
 
 # --- environment -------------------------------------------------------------------------
 
@@ -32,15 +32,8 @@ def _chromium_present():
                     "the browser suite needs a real Chromium")
 
 
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
-    pw.stop()
+# `browser` (one Chromium for the whole run) is in tests/conftest.py: the simulator's own
+# browser tests use it too, and two Playwright instances cannot share the test thread.
 
 
 # --- simulator + gunicorn per module -----------------------------------------------------

@@ -39,7 +39,7 @@ DOM_REPORT = r"""() => {
     links.push({href: a.getAttribute('href'), protocol: a.href ? new URL(a.href, location.href).protocol : null,
                 path: a.getAttribute('data-b24-path'), text: a.textContent.trim().slice(0, 60)});
   }
-  for (const el of document.querySelectorAll('script, iframe, frame, object, embed, svg:not(.lc-icon), form, base, meta[http-equiv]')) {
+  for (const el of document.querySelectorAll('script, iframe, frame, object, embed, svg:not(.lc-icon), form:not([data-lc-form]), base, meta[http-equiv]')) {
     if (el.tagName === 'SCRIPT' && el.src && new URL(el.src).origin === location.origin) continue;
     foreign.push(el.outerHTML.slice(0, 120));
   }

@@ -1,4 +1,4 @@
-"""Browser check of the parent-side frame protocol (skipped without Playwright + Chromium).
+"""Browser check of the parent-side frame protocol, in the run's one Chromium (tests/conftest.py).
 
 The fake app's frame page runs the official @bitrix24/b24jssdk UMD bundle when the
 repo vendors one (or B24JSSDK_UMD points at it), else a minimal client speaking the
@@ -9,31 +9,7 @@ marketplace page, setInstallFinish.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        pw = sync_api.sync_playwright().start()
-    except Exception as exc:  # pragma: no cover - environment dependent
-        pytest.skip(f"playwright unavailable: {exc}")
-    try:
-        kwargs = {"executable_path": CHROMIUM} if CHROMIUM else {}
-        b = pw.chromium.launch(args=["--no-sandbox"], **kwargs)
-    except Exception as exc:  # pragma: no cover
-        pw.stop()
-        pytest.skip(f"no chromium: {exc}")
-    yield b
-    b.close()
-    pw.stop()
 
 
 @pytest.fixture(params=["minimal", "sdk"])
