@@ -1,10 +1,10 @@
 """The card's static files in a real browser: compressed on the first open, cached after.
 
-A viewer opens lead tabs all day; each card page links the same four versioned files
-(two stylesheets, the vendored frame library, frame.js), served with a one-year immutable
+A viewer opens lead tabs all day; each card page links the same five versioned files
+(two stylesheets, the vendored frame library, frame.js, actions.js), served with a one-year immutable
 ``Cache-Control`` and gzip/brotli (leadcard/web/static_files.py). So:
 
-* the first open transfers a fraction of the 463 KB those files weigh, and the vendored
+* the first open transfers a fraction of the ~480 KB those files weigh, and the vendored
   SDK's Subresource Integrity still holds (it is computed over the decoded bytes);
 * a second open in the same browser context — another tab, as Bitrix24 opens them —
   takes every static file from the browser's cache: gunicorn's access log shows no
@@ -22,7 +22,7 @@ STATIC_ENTRIES = """() => performance.getEntriesByType('resource')
   .filter(e => new URL(e.name).pathname.startsWith('/static/'))
   .map(e => ({url: e.name, transfer: e.transferSize, encoded: e.encodedBodySize,
               decoded: e.decodedBodySize}))"""
-PAGE_FILES = {"b24-tokens.css", "card.css", "b24jssdk-2.2.0.min.js", "frame.js"}
+PAGE_FILES = {"b24-tokens.css", "card.css", "b24jssdk-2.2.0.min.js", "frame.js", "actions.js"}
 STATIC = Path(__file__).resolve().parents[2] / "static"
 # Bytes of those four files on disk (the decoded size the browser must report for each).
 UNCOMPRESSED = sum(p.stat().st_size for p in STATIC.rglob("*") if p.name in PAGE_FILES)
