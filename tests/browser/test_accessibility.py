@@ -246,13 +246,27 @@ _TABBABLE = """() => Array.from(document.querySelectorAll(
   .filter(el => el.tabIndex >= 0
                 && el.checkVisibility({visibilityProperty: true}))"""
 
+# The focused control, and whether its focus indicator shows: an outline (or a box-shadow
+# ring) whose colour stands out 3:1 from the background behind it (WCAG 1.4.11 / 2.4.7).
 _FOCUSED = """() => {
   const el = document.activeElement;
   const all = (TABBABLE)();
   const s = getComputedStyle(el);
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = (c) => { const m = rgb(c).slice(0, 3).map(v => v / 255)
+      .map(v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+    return 0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]; };
+  let bg = 'rgb(255, 255, 255)';
+  for (let p = el.parentElement; p; p = p.parentElement) {
+    const c = getComputedStyle(p).backgroundColor, a = rgb(c);
+    if (a.length === 3 || (a.length === 4 && a[3] > 0)) { bg = c; break; }
+  }
   const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
+  const ring = outline ? s.outlineColor : (s.boxShadow !== 'none' ? s.boxShadow : null);
+  const x = ring ? lum(ring) : 0, y = lum(bg);
+  const contrast = ring ? (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05) : 0;
   return {index: all.indexOf(el), tag: el.tagName, text: (el.innerText || '').trim().slice(0, 40),
-          visible: outline || (s.boxShadow && s.boxShadow !== 'none'),
+          visible: !!ring && contrast >= 3, contrast: Math.round(contrast * 100) / 100,
           focusVisible: el.matches(':focus-visible'), outline: s.outlineStyle + ' ' + s.outlineWidth};
 }""".replace("TABBABLE", _TABBABLE)
 
@@ -397,6 +411,17 @@ def test_rich_lead_fits_without_scroll_bars(sim, installed, a11y_page, watch, wi
     poll(frame, "document.querySelector('details.lc-all').open")
     poll(frame, f"document.body.getBoundingClientRect().height > {closed + 20}")
     _assert_no_scroll(page, frame, f"lead 101, all fields, at {width}px")
+    watch.assert_clean()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_right_to_left_card_fits_without_scroll_bars(sim, installed, a11y_page, watch, width):
+    page = a11y_page(width, 800, locale="ar")
+    locator, frame = _open(page, installed, 101, width, lang="ar")
+    _assert_no_scroll(page, frame, f"lead 101 in Arabic at {width}px")
+    locator.locator("details.lc-all summary").click()
+    poll(frame, "document.querySelector('details.lc-all').open")
+    _assert_no_scroll(page, frame, f"lead 101 in Arabic, all fields, at {width}px")
     watch.assert_clean()
 
 
