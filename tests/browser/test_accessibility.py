@@ -213,7 +213,10 @@ def test_home_pages_are_accessible(sim, installed, app_server, a11y_page, watch)
     for path in ("/", "/privacy", "/license"):
         page.goto(app_server.url + path)
         assert_accessible(page.main_frame, path)
-    watch.assert_clean()
+    page.goto(app_server.url + "/no-such-page")   # the designed 404 card
+    assert page.locator("[data-problem]").get_attribute("data-problem") == "not_found"
+    assert_accessible(page.main_frame, "page not found")
+    watch.assert_clean(allow_status=((404, app_server.url + "/no-such-page"),))
 
 
 def test_the_check_sees_violations(sim, installed, a11y_page, watch):
