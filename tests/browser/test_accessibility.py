@@ -1,15 +1,19 @@
 """WCAG 2.1 AA, keyboard use and no scroll bar, for every state of the card (issue 15).
 
 * axe-core (tests/vendor/axe-core, test-only) over each state the salesperson or an admin
-  can see: the rich lead with its context panels, with "Show all fields" open, right-to-left
-  (LANG=ar), the no-access card, each error card the frame can show (lead not found, not
+  can see: the rich lead with its context panels, with "Show all fields" and the to-do form
+  open, after a comment and a refused stage move, right-to-left (LANG=ar), the other sample
+  leads, the no-access card, each error card the frame can show (lead not found, not
   installed, Bitrix24 error), the install page, the app's home page (connected and not),
-  privacy and licence pages — zero serious or critical violations;
+  privacy, licence and the 404 page — zero serious or critical violations, and no link in
+  running text told apart by colour alone;
 * the keyboard alone reaches every control of the card in document order, each with a
-  visible focus indicator, and Enter / Space toggle "Show all fields";
-* at 1280 and 360 px the frame's document never scrolls on either axis: for the rich lead,
-  after "Show all fields", with long context panels and on the tallest error card
-  (Bitrix24 Market rejects frames with scroll bars,
+  visible focus indicator (3:1 against what is behind it); Enter / Space toggle "Show all
+  fields", Enter opens the to-do form and a slider link;
+* at 1280 and 360 px the frame's document never scrolls on either axis once the frame asked
+  the portal for its height: the rich lead, after "Show all fields", right-to-left, with long
+  context panels, after actions, a card whose content changes in place, and the tallest
+  error card (Bitrix24 Market rejects frames with scroll bars,
   market/preparing-to-publish/common-requirements.md in bitrix24/b24restdocs).
 """
 
