@@ -9,6 +9,7 @@
  *   installFinish(); [data-lc-action="reload"] reloads through the portal;
  *   phone links call through the portal's telephony (imPhoneTo). Other scripts
  *   reach the frame through window.LeadCard (actions.js).
+ * - The library itself is loaded from here, after the card's first paint.
  *
  * No inline handlers anywhere (CSP); this file is loaded with the page nonce.
  */
@@ -189,9 +190,9 @@
   }
 
   function loadLibrary(then) {
-    // The card is painted before the frame library (440 KB of JS, ~100 ms to run on a slow
-    // laptop) is fetched and run: nothing on screen needs it, only fitting, the slider and
-    // actions do (docs/performance.md, "What the salesperson feels"). Its URL and SRI hash
+    // The card is painted before the frame library (440 KB of JS: 70-130 ms to compile and
+    // run on the benchmark's 2-core box) is fetched and run: nothing on screen needs it, only
+    // fitting, the slider and actions do (docs/performance.md, "What the salesperson feels"). Its URL and SRI hash
     // ride on this script's tag; the nonce is this script's own.
     var tag = self && self.getAttribute("data-lc-sdk-src");
     if (window.B24Js || !tag) {
