@@ -68,6 +68,11 @@ def create_control_blueprint(sim: Simulator) -> Blueprint:
         ids = [sim.set_fault(**spec) for spec in specs]
         return json_response({"ids": ids, "faults": sim.world.faults.list()})
 
+    @bp.get("/writes")
+    def writes() -> Response:
+        # Successful write calls, oldest first (crm_writes); cleared by /_sim/reset.
+        return json_response(sim.writes(request.args.get("portal"), request.args.get("method")))
+
     @bp.post("/activity")
     def activity() -> Response:
         b = body()

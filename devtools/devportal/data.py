@@ -26,6 +26,8 @@ Lead ids on portal "a" (the ones tests and demos rely on):
   105 failed lead: stage JUNK (STATUS_SEMANTIC_ID "F"), closed
   106 converted lead: stage CONVERTED (STATUS_SEMANTIC_ID "S")
   107 lead assigned to user 19, who user.get does not return (system / fired user)
+Write rights of user 2 (sales rep; ``Portal.can_edit``): editable 101, 103, 105, 106 (assigned
+to him); read-only 102 and 107 (OPENED=Y, assigned to others); hidden 104.
 Portal "b": 201 (German-language portal, rich-ish), 202 (minimal, RUB).
 """
 
@@ -167,7 +169,14 @@ UF_A = [
      {"POPUP": "Y", "SIZE": 20, "MIN_LENGTH": 0, "MAX_LENGTH": 0, "DEFAULT_VALUE": None}, None),
     ("UF_CRM_1721813033004", "double", False, "Fleet size",
      {"PRECISION": 0, "SIZE": 20, "MIN_VALUE": 0, "MAX_VALUE": 0, "DEFAULT_VALUE": None}, None),
+    # Required to enter stage PROCESSED (STAGE_REQUIRED_A); no sample lead has a value.
+    ("UF_CRM_1721813055006", "string", False, "Decision maker", _STRING_SETTINGS, None),
 ]
+
+# Portal "a": fields a lead must have before it may enter a stage (the portal's "required
+# from this stage" setting; crm_writes.crm_lead_update refuses the move otherwise). Lead 101
+# (IN_PROCESS, no "Decision maker") is the demo: moving it to PROCESSED is refused.
+STAGE_REQUIRED_A = {"PROCESSED": ["UF_CRM_1721813055006"]}
 
 # Portal "b" has a different (smaller) set: caches must be per portal.
 UF_B = [
@@ -492,7 +501,7 @@ def _portal_a() -> dict:
         "leads": {int(l["ID"]): l for l in (rich, minimal, hostile, private, junk, won, orphan)},
         "companies": {7: company}, "contacts": {15: contact},
         "statuses": _statuses("en"), "currencies": _currencies("en"),
-        "lead_fields": lead_fields(UF_A, "en"),
+        "lead_fields": lead_fields(UF_A, "en"), "stage_required": copy.deepcopy(STAGE_REQUIRED_A),
     }
 
 

@@ -6,7 +6,9 @@ Owns the mechanics that make the simulator misbehave on purpose:
   a method ("*", a REST method, "token", "app.info"), of kind ``error`` (JSON
   error body with a status), ``html`` (an HTML error page, as a proxy in front of
   a portal would send), ``drop`` (close the connection without answering) or
-  ``hang`` (sleep N seconds, then answer normally), limited to the next ``count``
+  ``hang`` (sleep N seconds, then answer normally) or ``hang_after`` (run the method, so a
+  write is applied and logged, then sleep N seconds before answering: the client's timeout
+  fires although the write happened), limited to the next ``count``
   matching requests and/or firing with ``probability``;
 * ``LeakyBucket``: the cloud request-rate limit, 2 req/s drain and burst 50 for
   non-Enterprise plans (RD settings/performance/limits.md; settings/performance/limits.md);
@@ -26,7 +28,7 @@ from typing import Any
 
 from .envelope import OAUTH_ERRORS, REST_ERRORS
 
-FAULT_KINDS = ("error", "html", "drop", "hang")
+FAULT_KINDS = ("error", "html", "drop", "hang", "hang_after")
 
 DEFAULT_HTML = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -41,15 +43,15 @@ _ids = itertools.count(1)
 class Fault:
     target: str = "*"            # "*" = every portal, a portal name, or "oauth"
     method: str = "*"            # REST method, "batch", "token", "app.info" or "*"
-    kind: str = "error"          # error | html | drop | hang
+    kind: str = "error"          # error | html | drop | hang | hang_after
     status: int | None = None    # default from the error catalogue (error) / 502 (html)
     error: str | None = None     # error code for kind=error
     error_description: str | None = None
     body: str | None = None      # html body for kind=html
-    seconds: float = 0.0         # sleep for kind=hang
+    seconds: float = 0.0         # sleep for kind=hang (before the method) / hang_after (after it)
     count: int | None = 1        # fire for the next N matching requests; None = unlimited
     probability: float = 1.0     # chance to fire on a matching request
-    in_batch: bool = True        # kind=error (and hang on a named method) also hits batch sub-commands
+    in_batch: bool = True        # kind=error (and hang/hang_after on a named method) also hits batch sub-commands
     id: int = field(default_factory=lambda: next(_ids))
     fired: int = 0
 

@@ -204,6 +204,8 @@ def lead_page(world: World, p: Portal, lead_id: int, user_id: int, lang: str, ta
   <div class="crumbs">CRM › Leads › #{lead_id}</div>
   <h1 class="lead-title">{h(lead.get("TITLE"))}</h1>
   <div class="stagebar">{''.join(bar)}</div>
+  <p class="muted sim-reloads">reloadData requests from the app:
+     <b data-sim="reload-count">0</b></p>
 </div>
 <nav class="tabs">{''.join(tab_buttons)}</nav>{note}
 {''.join(panels)}"""

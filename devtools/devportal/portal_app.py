@@ -17,6 +17,7 @@ from flask import Flask, Response, abort, request, send_from_directory
 
 from . import (
     crm_context,  # noqa: F401  (registers the context methods in rest.METHODS)
+    crm_writes,  # noqa: F401  (registers the write methods in rest.METHODS)
     frames,
     lifecycle,
     pages,
@@ -88,12 +89,15 @@ def create_portal_app(world: World, name: str) -> Flask:
                 return json_response(err.body(), err.status)
 
         fault = world.faults.take(name, mname)
+        hang_after = 0.0  # "commit then hang": the method runs, the answer waits
         if fault is not None:
             if fault.kind == "drop":
                 drop_connection(environ)
                 return Response("", status=500)
             if fault.kind == "hang":
                 time.sleep(fault.seconds)
+            elif fault.kind == "hang_after":
+                hang_after = fault.seconds
             else:
                 r = fault.resolved()
                 if fault.kind == "html":
@@ -118,7 +122,9 @@ def create_portal_app(world: World, name: str) -> Flask:
                            "time": time_object(start, time.time(), p.tz, operating=timing["operating"],
                                                operating_reset_at=timing["operating_reset_at"])}
         except RestError as err:
+            time.sleep(hang_after)
             return json_response(err.body(), err.status)
+        time.sleep(hang_after)
         return json_response(payload)
 
     @app.after_request

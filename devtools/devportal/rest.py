@@ -391,6 +391,10 @@ def execute(world: World, portal: Portal, grant: Grant, name: str, params: dict,
     start = time.time()
     result, extra = fn(Call(world, portal, grant, name, params))
     finish = time.time()
+    if batch_sub:  # "commit then hang" on this method: it ran (a write is applied), then we wait
+        late = world.faults.take(portal.name, name, kinds=("hang_after",), batch_sub=True, named_only=True)
+        if late is not None:
+            time.sleep(late.seconds)
     with world.lock:
         acc = portal.operating.setdefault(name, {"sum": 0.0, "reset_at": int(finish) + 600})
         acc["sum"] += finish - start

@@ -243,6 +243,8 @@ class Simulator:
         """Inject a fault; returns its id.  See ``faults.Fault`` for the fields."""
         if target not in ("*", "oauth") and target not in self.world.portals:
             raise KeyError(f"unknown fault target {target!r}")
+        if kind == "hang_after" and target == "oauth":
+            raise ValueError("hang_after delays portal REST answers; the OAuth server knows hang")
         return self.world.faults.add(Fault(target=target, method=method, kind=kind, **spec)).id
 
     def inject_error(self, target: str, method: str, error: str, status: int | None = None,
@@ -261,6 +263,16 @@ class Simulator:
 
     def stats(self) -> dict:
         return self.world.stats()
+
+    def writes(self, portal: str | None = None, method: str | None = None) -> list[dict]:
+        """Successful write calls (crm.timeline.comment.add, crm.activity.todo.add,
+        crm.activity.update, crm.lead.update, also inside batch), oldest first: dicts with
+        ``time``, ``method``, ``portal``, ``user_id`` and ``params`` as received. Cleared by
+        ``reset()`` (stats)."""
+        with self.world.lock:
+            return [copy.deepcopy(w) for w in self.world.writes
+                    if (portal is None or w["portal"] == portal)
+                    and (method is None or w["method"] == method.lower())]
 
     def reset_stats(self) -> None:
         self.world.reset_stats()
@@ -320,14 +332,17 @@ class Simulator:
             return dict(act)
 
     def reset_context(self) -> None:
-        """Restore every portal's sample activities, comments and product rows (times relative
-        to the clock now), dropping what add_activity / add_comment added."""
+        """Restore every portal's sample leads, activities, comments and product rows (times
+        relative to the clock now), dropping what add_activity / add_comment / edit_lead and the
+        write methods (crm_writes) changed."""
         from .context_data import portal_context
+        from .data import portal_data
         with self.world.lock:
             for name, p in self.world.portals.items():
                 ctx = portal_context(name, self.world.clock.now(), p.tz)
                 p.activities, p.comments = ctx["activities"], ctx["comments"]
                 p.product_rows = ctx["product_rows"]
+                p.leads = {**portal_data(name)["leads"], **ctx["leads"]}
 
     def add_comment(self, portal: str, lead_id: int, text: str, author: int = 1) -> dict:
         """A timeline comment added at the portal; crm.timeline.comment.list shows it at once."""

@@ -143,6 +143,7 @@ class Portal:
     bucket: LeakyBucket = field(default_factory=LeakyBucket)
     operating: dict = field(default_factory=dict)
     crm_mode: int = 1              # crm.settings.mode.get (crm_settings.py): 1 classic, 2 simple
+    stage_required: dict = field(default_factory=dict)  # lead stage -> fields it requires (crm_writes)
 
     @property
     def domain(self) -> str:
@@ -164,6 +165,13 @@ class Portal:
         if self.is_admin(user_id):
             return True
         return record.get("ASSIGNED_BY_ID") == str(user_id) or record.get("OPENED") == "Y"
+
+    def can_edit(self, user_id: int, record: dict) -> bool:
+        """Sales reps edit only what is assigned to them (OPENED=Y lets them read, not edit);
+        admins edit all."""
+        if self.is_admin(user_id):
+            return True
+        return record.get("ASSIGNED_BY_ID") == str(user_id)
 
 
 def _portal_counters() -> dict:
@@ -203,7 +211,8 @@ class World:
                        leads=d["leads"], companies=d["companies"], contacts=d["contacts"],
                        statuses=d["statuses"], currencies=d["currencies"],
                        lead_fields=d["lead_fields"], installed=installed,
-                       application_token=secrets.token_hex(16))
+                       application_token=secrets.token_hex(16),
+                       stage_required=d.get("stage_required", {}))
             ctx = portal_context(name, self.clock.now(), d["tz"])
             p.leads.update(ctx["leads"])
             p.contacts.update(ctx["contacts"])
@@ -404,6 +413,7 @@ class World:
         self.delivered_forms: list[tuple[str, str, dict]] = []  # (portal, event, form), last 50
         self.log: collections.deque = collections.deque(maxlen=5000)
         self.frame_events: list[dict] = []
+        self.writes: list[dict] = []  # successful write calls (crm_writes), oldest first
 
     def reset_stats(self) -> None:
         with self.lock:

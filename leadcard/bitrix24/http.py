@@ -39,7 +39,11 @@ class TransportError(Exception):
 
 
 class ConnectFailed(TransportError):
-    """No connection, or it dropped before an answer: the request was not processed."""
+    """No connection, or it dropped before an answer: a read may be retried once."""
+
+    # True when the connection dropped after the request may have gone out (ProtocolError):
+    # a write may have been executed.
+    maybe_sent = False
 
 
 class ReadTimedOut(TransportError):
@@ -104,10 +108,14 @@ class Urllib3Transport:
             )
         except ReadTimeoutError:
             raise ReadTimedOut() from None
-        except (ConnectTimeoutError, ProtocolError):
-            # ConnectTimeoutError covers refused/unresolvable hosts (NewConnectionError);
-            # ProtocolError a connection dropped before an answer.
+        except ConnectTimeoutError:
+            # Refused/unresolvable hosts (NewConnectionError) and connect timeouts: not sent.
             raise ConnectFailed() from None
+        except ProtocolError:
+            # A connection dropped before an answer: the request may have gone out.
+            failed = ConnectFailed()
+            failed.maybe_sent = True
+            raise failed from None
         except HTTPError as exc:
             raise TransportFailed(type(exc).__name__) from None
         return Reply(status=response.status, headers=response.headers, body=response.data)

@@ -26,6 +26,11 @@ _APP_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$")
 _BRACKETED = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])+)$")
 
+# Public for the other inputs that carry the same values (the card's action requests).
+MEMBER_ID_PATTERN = _MEMBER_ID
+TOKEN_PATTERN = _TOKEN
+LANG_PATTERN = _LANG
+
 MAX_OPTIONS_BYTES = 4096
 MAX_LEAD_ID = 10**12
 

@@ -128,7 +128,9 @@ def error_from(code: str, description: str, http_status: int) -> errors.LeadCard
     if cls is None:
         # Unknown codes: never shown raw to the user; logged by code for the operator.
         cls = errors.PortalError
-    return cls(f"Bitrix24 error {code or '(empty)'}: {description[:120]}")
+    failure = cls(f"Bitrix24 error {code or '(empty)'}: {description[:120]}")
+    failure.upstream = (code.strip(), description.strip()[:500], http_status)
+    return failure
 
 
 def php_query(params: Mapping[str, Any]) -> str:
@@ -291,7 +293,9 @@ class RestClient:
                 pause = random.uniform(0.1, 0.3)  # noqa: S311 - jitter, not a secret
                 if not idempotent or retried_failure or deadline.remaining() < pause + 1.0:
                     if isinstance(exc, _ConnectFailed):
-                        raise errors.PortalError("portal unreachable") from None
+                        unreachable = errors.PortalError("portal unreachable")
+                        unreachable.maybe_executed = exc.maybe_sent
+                        raise unreachable from None
                     raise
                 retried_failure = True
                 self._sleep(pause)
@@ -346,16 +350,24 @@ class RestClient:
         except ReadTimedOut:
             # Sent, unanswered: Bitrix24 may still execute it. Never retried.
             report(None, observe.READ_TIMEOUT)
-            raise errors.PortalTimeout("read timeout") from None
-        except ConnectFailed:
+            raise _maybe_executed(errors.PortalTimeout("read timeout")) from None
+        except ConnectFailed as exc:
             # Refused, unresolvable, connect timeout, dropped before an answer: retry once.
             report(None, observe.UNREACHABLE)
-            raise _ConnectFailed() from None
+            raise _ConnectFailed(maybe_sent=exc.maybe_sent) from None
         except TransportFailed as exc:
             report(None, observe.TRANSPORT_FAILED)
-            raise errors.PortalError(str(exc) or "transport failed") from None
+            raise _maybe_executed(errors.PortalError(str(exc) or "transport failed")) from None
         try:
             return self._parse(reply)
+        except errors.LeadCardError as exc:
+            # An unreadable answer or a 5xx is no proof the method did not run; the limit
+            # refusals (503 QUERY_LIMIT_EXCEEDED, OPERATION_TIME_LIMIT) are: never executed.
+            refused = isinstance(exc, (errors.RateLimited, errors.OperationTimeLimit))
+            if not isinstance(exc, PortalRedirect) and not refused and (
+                    exc.upstream is None or reply.status >= 500):
+                exc.maybe_executed = True
+            raise
         finally:
             report(reply.status, _error_code(reply.body), reply.body)
 
@@ -394,7 +406,17 @@ class RestClient:
 
 
 class _ConnectFailed(Exception):
-    """Connection could not be made (refused, DNS, connect timeout): safe to retry once."""
+    """Connection could not be made (refused, DNS, connect timeout) or dropped before an
+    answer: safe to retry once for a read; `maybe_sent` says a write may have run."""
+
+    def __init__(self, *, maybe_sent: bool = False) -> None:
+        super().__init__("connect failed")
+        self.maybe_sent = maybe_sent
+
+
+def _maybe_executed(exc: errors.LeadCardError) -> errors.LeadCardError:
+    exc.maybe_executed = True
+    return exc
 
 
 def _as_map(value: Any) -> dict[str, Any]:

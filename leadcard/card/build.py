@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from leadcard.card import i18n
+from leadcard.card.actions import stage_choices
 from leadcard.card.context import Context
 from leadcard.card.extra import extra_fields
 from leadcard.card.header import HEADER_FIELDS, build_header
@@ -47,4 +48,5 @@ def build_card(lead: dict, ref: ReferenceData, locale: str, now: datetime | None
         locale=ctx.locale,
         ui_locale=ctx.ui_locale,
         panels=build_panels(ctx, ctx.ref.context, now or datetime.now(UTC)),
+        stages=stage_choices(ctx),
     )

@@ -126,6 +126,7 @@ class Card:
     locale: str  # Babel locale used for numbers and dates
     ui_locale: str  # catalog the texts came from (one of i18n.SUPPORTED_LOCALES)
     panels: Any = None  # card.panels.Panels: the lead's context and the header's time facts
+    stages: tuple[Any, ...] = ()  # card.actions.StageChoice: where "move the stage" may go
 
     @property
     def is_empty(self) -> bool:

@@ -50,6 +50,7 @@ class Activity:
     relative: str | None  # "in 2 days" / "3 days ago"
     overdue: bool
     responsible: Value | None
+    id: int | None = None  # the activity's ID: what "mark done" sends (open ones only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,13 @@ def _activity(ctx: Context, raw: dict[str, Any], now: datetime, *, done: bool) -
         when=i18n.format_datetime(moment_raw, ctx.locale) if moment else None,
         relative=relative, overdue=overdue,
         responsible=ctx.user_value(raw.get("RESPONSIBLE_ID")),
+        id=_activity_id(raw.get("ID")),
     )
+
+
+def _activity_id(raw: Any) -> int | None:
+    value = positive_id(raw)
+    return int(value) if value else None
 
 
 def _comment(ctx: Context, raw: dict[str, Any]) -> Comment:

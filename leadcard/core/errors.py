@@ -35,6 +35,12 @@ from __future__ import annotations
 class LeadCardError(Exception):
     code = "internal"
     status = 500
+    # Bitrix24's own (error, error_description, HTTP status) when it answered with an error
+    # envelope: a definitive answer (the call was not executed), worded by the portal.
+    upstream: tuple[str, str, int] | None = None
+    # The request went out and no definitive answer came back (a read timeout, a dropped
+    # connection, a 5xx): Bitrix24 may have executed it. Decides whether a write is unknown.
+    maybe_executed = False
 
     def __init__(self, detail: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(detail or self.code)

@@ -89,7 +89,8 @@ _UPSTREAM_OUTCOMES = {
 _METHOD = re.compile(r"[a-z][a-z0-9_.]{0,63}", re.IGNORECASE)
 ACTION_KINDS = frozenset({"comment", "todo", "todo_done", "stage"})
 ACTION_OUTCOMES = frozenset({"ok", "invalid", "denied", "expired_token", "replayed",
-                             "not_saved", "rate_limited", "not_installed", "error"})
+                             "refused", "unknown", "in_progress", "rate_limited",
+                             "not_installed", "error"})
 
 
 def upstream_outcome(http_status: int | None, error_code: str) -> str:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from leadcard.core import errors
 from leadcard.core.grant import Grant
 from leadcard.storage import key_rotation
+from leadcard.storage.action_keys import action_keys
 from leadcard.storage.db import HotStatement, guarded, reading, writing
 from leadcard.storage.grant_journal import GrantJournal
 from leadcard.storage.keyring import KeyRing
@@ -268,6 +269,7 @@ class PortalStore:
                 result = conn.execute(portals.delete().where(portals.c.member_id == member_id))
                 # CLEAN=1 asks for the portal's data gone: its REST-log rows too.
                 conn.execute(rest_log.delete().where(rest_log.c.member_id == member_id))
+                conn.execute(action_keys.delete().where(action_keys.c.member_id == member_id))
             else:
                 result = conn.execute(
                     portals.update()

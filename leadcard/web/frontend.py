@@ -61,6 +61,11 @@ def ui_lang() -> str:
     return i18n.html_lang(current_locale())
 
 
+def bitrix_lang() -> str:
+    """The Bitrix24 ``LANG`` of the page's locale (``es`` → ``la``): what its scripts send."""
+    return i18n.bitrix_lang_for_locale(current_locale())
+
+
 def ui_dir() -> str:
     """Direction of the texts on the page (``ltr``/``rtl``), for ``<html dir>``."""
     return i18n.html_dir(current_locale())
@@ -154,7 +159,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(i18n.TRANSLATIONS_DIR))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", i18n.DEFAULT_LOCALE)
     LeadCardBabel(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(static_url=static_url, ui_lang=ui_lang, ui_dir=ui_dir)
+    app.jinja_env.globals.update(static_url=static_url, ui_lang=ui_lang, ui_dir=ui_dir,
+                                 bitrix_lang=bitrix_lang)
     app.jinja_env.filters.update(
         safe_href=safe_href, avatar_src=avatar_src, lc_datetime=lc_datetime
     )

@@ -6,7 +6,9 @@
  * - In the portal: fit the iframe height to the content now and on every size
  *   change (ResizeObserver, <details> toggles, late images); open
  *   [data-b24-path] links in a Bitrix24 slider; the install page calls
- *   installFinish(); [data-lc-action="reload"] reloads through the portal.
+ *   installFinish(); [data-lc-action="reload"] reloads through the portal;
+ *   phone links call through the portal's telephony (imPhoneTo). Other scripts
+ *   reach the frame through window.LeadCard (actions.js).
  *
  * No inline handlers anywhere (CSP); this file is loaded with the page nonce.
  */
@@ -22,6 +24,24 @@
   var PATH_RE = /^\/(?:crm\/(?:lead|deal|contact|company)\/details\/\d+\/|crm\/type\/\d+\/details\/\d+\/|company\/personal\/user\/\d+\/)$/;
 
   function noop() {}
+
+  // Other scripts of the page (actions.js) reach the frame through window.LeadCard.
+  var waiting = [];
+  window.LeadCard = {
+    frame: function () {
+      return frame;
+    },
+    onFrame: function (callback) {
+      if (frame) {
+        callback(frame);
+      } else {
+        waiting.push(callback);
+      }
+    },
+    fit: function () {
+      scheduleFit();
+    }
+  };
 
   function contentHeight() {
     // The body's own box, not documentElement.scrollHeight: the latter never
@@ -106,6 +126,15 @@
       openPath(link.getAttribute("data-b24-path") || "");
       return;
     }
+    var phone = target.closest(".lc-value--phone a[href^='tel:']");
+    if (phone && frame) {
+      // Click-to-call through the portal's telephony. Fire-and-forget: the promise only
+      // says the command was posted (sdk/bx24-js-sdk/additional-functions/outdated/
+      // bx24-im-phone-to.md; Messenger.startPhoneCall is out of an iframe's reach).
+      event.preventDefault();
+      frame.parent.imPhoneTo(decodeURIComponent(phone.getAttribute("href").slice(4))).catch(noop);
+      return;
+    }
     var action = target.closest("[data-lc-action]");
     if (action && action.getAttribute("data-lc-action") === "reload") {
       event.preventDefault();
@@ -155,6 +184,10 @@
         doc.documentElement.classList.add("lc-in-frame");
         finishInstall();
         watchSize();
+        for (var i = 0; i < waiting.length; i++) {
+          waiting[i](b24);
+        }
+        waiting = [];
       },
       noop // not inside Bitrix24 (or the portal did not answer): stay standalone
     );

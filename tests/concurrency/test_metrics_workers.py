@@ -60,5 +60,7 @@ def test_counts_from_both_workers_are_summed(stack, gunicorn_factory):
         views, upstream = scraped_views(g.url)
         assert views == burst
         assert upstream >= burst
-    scrapers = served_by([g], path="/metrics")
+    # gunicorn writes an access-log line after its answer is sent: wait for the last one.
+    scrapers = wait_until(lambda: (c := served_by([g], path="/metrics"))
+                          and sum(c.values()) == 7 and c, 5, "access log lines for every scrape")
     assert sum(scrapers.values()) == 7

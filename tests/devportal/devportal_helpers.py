@@ -57,6 +57,7 @@ SDK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fake app</
 (async function () {
   try {
     const $b24 = await B24Js.initializeB24Frame();
+    window.$b24 = $b24;  // tests send further commands through the real SDK
     window.initDone = {placement: $b24.placement.placement, options: $b24.placement.options,
                        isAdmin: $b24.auth.isAdmin, install: $b24.isInstallMode,
                        auth: $b24.auth.getAuthData(), lang: $b24.getLang()};

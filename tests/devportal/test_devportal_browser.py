@@ -89,6 +89,30 @@ def test_lead_tab_frame_protocol(sim, fake_app, browser, client_mode):
         page.close()
 
 
+def test_reload_data_and_phone_commands_reach_the_host(sim, fake_app, browser, client_mode):
+    sim.bind_placement("a", handler=fake_app.url + "/placement", title="Lead Card")
+    page = browser.new_page()
+    try:
+        page.goto(sim.portals["a"].lead_url(101, user_id=2, lang="en", tab="app"))
+        frame = _frame(page)
+        assert page.evaluate("window.__simReloads") == 0
+        assert page.inner_text("[data-sim=reload-count]") == "0"
+        if client_mode == "sdk":
+            frame.evaluate("$b24.placement.call('reloadData')")
+            frame.evaluate("$b24.placement.call('reloadData')")
+            frame.evaluate("$b24.parent.imPhoneTo('+44 20 7946 0999')")
+        else:
+            frame.evaluate("B24Mini.send('reloadData')")
+            frame.evaluate("B24Mini.send('reloadData')")
+            frame.evaluate("B24Mini.send('imPhoneTo', {phone: '+44 20 7946 0999'})")
+        page.wait_for_function("window.__simReloads === 2 && window.__simCalls.length === 1")
+        assert page.inner_text("[data-sim=reload-count]") == "2"
+        call = page.evaluate("window.__simCalls[0]")
+        assert call["command"] == "imPhoneTo" and call["phone"] == "+44 20 7946 0999"
+    finally:
+        page.close()
+
+
 def test_marketplace_install_flow(sim, fake_app, browser, client_mode):
     page = browser.new_page()
     try:

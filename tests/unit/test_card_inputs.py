@@ -24,7 +24,9 @@ from leadcard.web import frontend, security
 from leadcard.web.views import placement
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ("card.html", "base.html", "_macros.html", "_panels.html")  # card.html, what it extends and imports
+# card.html, what it extends, includes and imports
+TEMPLATES = ("card.html", "base.html", "_card_body.html", "_macros.html", "_panels.html",
+             "_actions.html")
 
 # Every name the card page's templates read from outside, and where it comes from. A name
 # missing here fails the test: put what it depends on into CardInputs (or, for a true
@@ -38,6 +40,7 @@ READS: dict[str, tuple[str, ...] | str] = {
     "static_url": "per process: content hashes of files that change only with a deploy",
     "b24jssdk": "per process: the vendored frame library's URL and integrity",
     "csp_nonce": "per response: a stand-in in the stored page, replaced by with_own_nonce",
+    "bitrix_lang": ("locale",),  # the LANG the page's actions ask in (data-lc-lang)
 }
 
 

@@ -7,7 +7,9 @@
  *  - the frame posts "<command>:<params json>:<callbackKey>:<APP_SID>" to the portal
  *    origin (params are omitted when empty, so "<command>:<callbackKey>:<APP_SID>");
  *  - the parent answers "<callbackKey>:<json result>" to the frame origin.
- * Test hooks: window.DevPortal.{messages,resizes,titles,paths,installFinished}.
+ * Test hooks: window.DevPortal.{messages,resizes,titles,paths,installFinished,reloads,calls};
+ * window.__simReloads (how often a frame sent placement.call("reloadData"), also shown in
+ * [data-sim=reload-count]) and window.__simCalls (imPhoneTo / imCallTo commands).
  */
 (function () {
   "use strict";
@@ -16,8 +18,10 @@
   var cfg = cfgEl ? JSON.parse(cfgEl.textContent) : {};
   var host = window.DevPortal = {
     config: cfg, frames: {}, messages: [], replies: [], resizes: [], titles: [], paths: [],
-    installFinished: false, errors: []
+    installFinished: false, errors: [], reloads: 0, calls: []
   };
+  window.__simReloads = 0;
+  window.__simCalls = host.calls;
   var NO_REPLY = {};
 
   function api(path, body) {
@@ -133,6 +137,13 @@
     if (slider && !slider.hidden) { slider.querySelector(".slider-close").click(); }
   };
 
+  function recordCall(entry, command, p) {
+    p = p || {};
+    host.calls.push({appSid: entry.appSid, command: command, phone: p.phone, userId: p.userId,
+                     video: p.video, params: p.params});
+    return {};
+  }
+
   var handlers = {
     getInitData: function (entry) { return entry.init; },
     refreshAuth: function (entry) {
@@ -194,6 +205,21 @@
       return {};
     },
     setScroll: function (entry, p) { window.scrollTo(0, parseInt((p || {}).scroll, 10) || 0); return {}; },
+    // CRM detail tabs: placement.call("reloadData") asks the host page to reload the entity's
+    // data after the app changed it (api-reference/widgets/ui-interaction/crm-card.md). The simulated
+    // page has nothing to re-fetch, so it counts the request where a test can see it.
+    reloadData: function (entry) {
+      host.reloads += 1;
+      window.__simReloads = host.reloads;
+      document.querySelectorAll("[data-sim=reload-count]").forEach(function (el) {
+        el.textContent = String(host.reloads);
+      });
+      return {};
+    },
+    // Telephony / messenger commands (BX24.im.phoneTo / callTo, $b24.parent.imPhoneTo /
+    // imCallTo): fire-and-forget on a real portal, recorded here.
+    imPhoneTo: function (entry, p) { return recordCall(entry, "imPhoneTo", p); },
+    imCallTo: function (entry, p) { return recordCall(entry, "imCallTo", p); },
     setAppOption: function () { return {}; },
     setUserOption: function () { return {}; }
   };

@@ -4,7 +4,8 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import events, health, home, install, legal, metrics, oauth_callback, placement
+    from . import actions, events, health, home, install, legal, metrics, oauth_callback, placement
 
-    for module in (install, placement, events, home, health, oauth_callback, legal, metrics):
+    for module in (install, placement, events, home, health, oauth_callback, legal, metrics,
+                   actions):
         app.register_blueprint(module.bp)

@@ -76,3 +76,9 @@ def render_card(inputs: CardInputs) -> str:
     now = datetime.fromisoformat(inputs.now) if inputs.now else None
     card = build.build_card(inputs.lead, inputs.reference, inputs.locale, now)
     return security.render_reusable(lambda: render_template("card.html", card=card))
+
+
+def render_card_body(card) -> str:
+    """The card's content alone (templates/_card_body.html): what an action sends back for
+    the page to put in place of its card."""
+    return render_template("_card_body.html", card=card)
