@@ -53,20 +53,25 @@ def _pattern(msgid: str) -> re.Pattern[str] | None:
 def english_strings(catalog_dir: str) -> tuple[list[tuple[str, re.Pattern[str]]], list[str]]:
     """(msgid patterns that must not show, texts the catalog keeps as they are).
 
-    Without a catalog every msgid counts: nothing of it is translated."""
+    Every msgid of the .pot counts, unless the language's catalog translates it to itself
+    (a brand or code the language keeps, "Bitrix24"); one the catalog lacks is English."""
+    with (TRANSLATIONS / "messages.pot").open("rb") as f:
+        pot = read_po(f)
     po_file = TRANSLATIONS / catalog_dir / "LC_MESSAGES" / "messages.po"
-    source = po_file if po_file.is_file() else TRANSLATIONS / "messages.pot"
-    with source.open("rb") as f:
-        catalog = read_po(f)
+    catalog = None
+    if po_file.is_file():
+        with po_file.open("rb") as f:
+            catalog = read_po(f)
     patterns, kept = [], []
-    for message in catalog:
+    for message in pot:
         if not message.id:
             continue
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        for msgid in ids:
-            if po_file.is_file() and msgid in strings:
-                kept.append(msgid)  # a brand or code the language keeps ("Bitrix24")
+        found = catalog.get(message.id, message.context) if catalog is not None else None
+        strings = () if found is None or found.fuzzy else (
+            found.string if isinstance(found.string, tuple) else (found.string,))
+        for msgid in message.id if isinstance(message.id, tuple) else (message.id,):
+            if msgid in strings:
+                kept.append(msgid)
                 continue
             pattern = _pattern(msgid)
             if pattern is not None:
@@ -75,12 +80,13 @@ def english_strings(catalog_dir: str) -> tuple[list[tuple[str, re.Pattern[str]]]
 
 
 # Where a page shows what the portal holds, not our texts: the lead's title and values, its
-# stage, activity subjects, comments, user and CRM names, product names, the portal's own
-# (UF_) field labels. The demo lead is in English, so its words are taken out of these
+# stage and the stages to move it to, activity subjects, comments, user and CRM names,
+# product names, the portal's own (UF_) field labels. The demo lead is in English, so its words are taken out of these
 # places before looking for English: "In progress" there is the portal's stage name.
 DATA = ("title", ".lc-header__title", ".lc-header__sub", ".lc-stage", ".lc-field__value",
         ".lc-field__hint", ".lc-act__subject", ".lc-comment__text", ".lc-user__name",
-        ".lc-linked", ".lc-products tbody th", ".lc-field[data-field^=UF_] .lc-field__label")
+        ".lc-linked", ".lc-products tbody th", ".lc-field[data-field^=UF_] .lc-field__label",
+        ".lc-stage-form option")
 # ...except our own words inside them ("Mobile" after a phone number, "Stage:" for readers)
 OURS_INSIDE = (".lc-value__note", ".lc-visually-hidden", ".lc-linked__type")
 
