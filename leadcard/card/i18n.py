@@ -156,6 +156,9 @@ def language_for_lang(lang: str | None) -> Language:
     return (_language_of(parsed) if parsed else None) or ENGLISH
 
 
+# Cached: the pages ask once per gettext call (frontend.CatalogDomain), dozens per card.
+# Keys are short locale ids (_parse refuses anything else) or None; bounded anyway.
+@lru_cache(maxsize=256)
 def language_for_locale(locale: str | None) -> Language:
     """The table's entry for a Babel locale id (``zh_TW`` → ``tc``); English if none."""
     parsed = _parse(locale) if locale else None
@@ -170,6 +173,7 @@ def has_catalog(catalog: str) -> bool:
     return (TRANSLATIONS_DIR / catalog / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file()
 
 
+@lru_cache(maxsize=256)
 def ui_language(locale: str | None) -> Language:
     """The language the page's texts are in for a Babel locale id: its table entry
     when that catalog is shipped, else English."""
