@@ -9,9 +9,13 @@
 #    (cards.py labels), lazy_gettext/_l/lazy_ngettext (problems.py).
 #    The .pot is only rewritten when its messages changed, so re-running
 #    leaves git clean.
-# 2. Merges the .pot into translations/<ru|de|es>/LC_MESSAGES/messages.po
-#    (creates missing catalogs). New strings arrive untranslated; translate
-#    them in the .po (or with any PO editor) and run the script again.
+# 2. Merges the .pot into translations/<locale>/LC_MESSAGES/messages.po for
+#    every catalog in LOCALES (the catalog directories of the language table in
+#    leadcard/card/i18n.py; keep the two in step). A missing catalog is
+#    reported, not created: an empty one would ship English under another
+#    language's name. `scripts/i18n.sh --init <locale>` starts one from the
+#    .pot. New strings arrive untranslated; translate them in the .po (or with
+#    any PO editor) and run the script again.
 # 3. Compiles .po → .mo. Both are committed: the app needs no build step.
 #
 # English is the source language and has no catalog. tests/unit/test_i18n.py
@@ -22,7 +26,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 PYBABEL="${PYBABEL:-$ROOT/.venv/bin/pybabel}"
 [[ -x "$PYBABEL" ]] || PYBABEL="pybabel"
-LOCALES=(ru de es)
+LOCALES=(ru de es pt_BR fr it pl tr uk kk zh_Hans zh_Hant ja vi id ms th hi ar)
 POT="translations/messages.pot"
 
 tmp="$(mktemp)"
@@ -49,18 +53,30 @@ if [[ "${1:-}" == "--check" ]]; then
     exit 0
 fi
 
+if [[ "${1:-}" == "--init" ]]; then
+    [[ -n "${2:-}" ]] || { echo "usage: scripts/i18n.sh --init <locale>" >&2; exit 2; }
+    [[ -f "$POT" ]] || cp "$tmp" "$POT"
+    "$PYBABEL" -q init -D messages -i "$POT" -d translations -l "$2"
+    echo "created translations/$2/LC_MESSAGES/messages.po: translate it, then run scripts/i18n.sh"
+    exit 0
+fi
+
 if [[ $pot_changed == 1 ]]; then
     mkdir -p translations
     cp "$tmp" "$POT"
     echo "updated $POT"
 fi
 
+missing=()
+present=()
 for locale in "${LOCALES[@]}"; do
     po="translations/$locale/LC_MESSAGES/messages.po"
     if [[ ! -f "$po" ]]; then
-        "$PYBABEL" -q init -D messages -i "$POT" -d translations -l "$locale"
-        echo "created $po"
-    elif [[ $pot_changed == 1 ]]; then
+        missing+=("$locale")
+        continue
+    fi
+    present+=("$locale")
+    if [[ $pot_changed == 1 ]]; then
         "$PYBABEL" -q update -D messages -i "$POT" -d translations -l "$locale" \
             --no-fuzzy-matching --ignore-obsolete
     fi
@@ -69,7 +85,7 @@ done
 "$PYBABEL" compile -D messages -d translations --statistics 2>&1 | sed 's/^/  /'
 
 untranslated=0
-for locale in "${LOCALES[@]}"; do
+for locale in "${present[@]}"; do
     "$ROOT/.venv/bin/python" - "$POT" "translations/$locale/LC_MESSAGES/messages.po" <<'PY' || untranslated=1
 import sys
 from babel.messages.pofile import read_po
@@ -97,8 +113,12 @@ if missing:
     sys.exit(1)
 PY
 done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "no catalog yet: ${missing[*]} (these languages show English texts)" >&2
+    untranslated=1
+fi
 if [[ $untranslated == 1 ]]; then
     echo "Translate the strings above in the .po files, then run scripts/i18n.sh again." >&2
     exit 1
 fi
-echo "catalogs up to date: ${LOCALES[*]}"
+echo "catalogs up to date: ${present[*]}"

@@ -1,18 +1,22 @@
-"""Bitrix24 ``LANG`` → locales, message catalogs and locale-aware formatting.
+"""Bitrix24 ``LANG`` → language, message catalog and locale-aware formatting.
 
-Two locales come out of one Bitrix24 language id, on purpose:
+One table, :data:`LANGUAGES`, says for every language id a portal sends which
+catalog holds its texts, which Babel locale formats its numbers, money and
+dates, which BCP 47 tag names it in ``<html lang>`` and which way it is
+written. Two locales come out of one ``LANG``, on purpose:
 
-* the **UI locale** picks the message catalog. It is always one of
-  :data:`SUPPORTED_LOCALES` (English for anything we have no catalog for);
+* the **UI locale** picks the message catalog (``translations/<catalog>``).
+  A language whose catalog is not shipped yet shows the English texts, and the
+  page then says ``lang="en"``, because that is what the reader gets;
 * the **format locale** drives numbers, money and dates. It is the full locale
-  Babel knows for that language (``br`` → ``pt_BR``), so a Brazilian user reads
-  English texts with ``R$ 1.234,50`` and ``23 de mai. de 2024``.
+  Babel knows for that language (``br`` → ``pt_BR``), so even under English
+  texts a Brazilian user reads ``R$ 1.234,50`` and ``23 de mai. de 2024``.
 
 Bitrix24 ids are not all ISO codes (``la`` is Spanish, ``br`` Brazilian
-Portuguese, ``ua`` Ukrainian, ``sc``/``tc`` Chinese…); the table below follows
-b24jssdk's ``B24LocaleMap`` (``packages/jssdk/src/core/language/list.ts``,
-api-reference/crm/data-types.md). Never hand a raw Bitrix id to Babel: ``br``
-parses as Breton and ``in`` as Indonesian.
+Portuguese, ``ua`` Ukrainian, ``sc``/``tc`` Chinese, ``in`` Hindi…); the table
+follows b24jssdk's ``B24LocaleMap`` (``packages/jssdk/src/core/language/list.ts``)
+and api-reference/crm/data-types.md. Never hand a raw Bitrix id to Babel:
+``br`` parses as Breton and ``in`` as Indonesian.
 
 Everything here is pure (no Flask) so ``cards.py`` can use it; ``frontend.py``
 plugs the same mapping into flask-babel.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, wraps
@@ -33,44 +38,58 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel.support import NullTranslations, Translations
 
-SUPPORTED_LOCALES = ("en", "ru", "de", "es")
-DEFAULT_LOCALE = "en"
+
+@dataclass(frozen=True)
+class Language:
+    """One language a Bitrix24 portal can send as ``LANG``."""
+
+    bitrix: str  # the LANG id Bitrix24 sends
+    catalog: str  # translations/<catalog>/LC_MESSAGES; "en" is the source and has none
+    format: str  # Babel locale for numbers, money and dates
+    tag: str  # BCP 47, for <html lang>
+    dir: str = "ltr"  # <html dir>
+
+
+# Order matters where two ids share a locale: the first one is what a locale
+# maps back to (``hi`` → ``in``, for Bitrix24's per-language dictionaries).
+LANGUAGES: tuple[Language, ...] = (
+    Language("en", "en", "en", "en"),
+    Language("ru", "ru", "ru", "ru"),
+    Language("de", "de", "de", "de"),
+    Language("la", "es", "es", "es"),
+    Language("br", "pt_BR", "pt_BR", "pt-BR"),
+    Language("fr", "fr", "fr", "fr"),
+    Language("it", "it", "it", "it"),
+    Language("pl", "pl", "pl", "pl"),
+    Language("tr", "tr", "tr", "tr"),
+    Language("ua", "uk", "uk", "uk"),
+    Language("kz", "kk", "kk", "kk"),
+    Language("sc", "zh_Hans", "zh_Hans_CN", "zh-Hans"),
+    Language("tc", "zh_Hant", "zh_Hant_TW", "zh-Hant"),
+    Language("ja", "ja", "ja", "ja"),
+    Language("vn", "vi", "vi", "vi"),
+    Language("id", "id", "id", "id"),
+    Language("ms", "ms", "ms", "ms"),
+    Language("th", "th", "th", "th"),
+    Language("in", "hi", "hi", "hi"),  # Bitrix24's India portals; Babel would read "in" as Indonesian
+    Language("hi", "hi", "hi", "hi"),
+    Language("ar", "ar", "ar", "ar", "rtl"),
+)
+ENGLISH = LANGUAGES[0]
+DEFAULT_LOCALE = ENGLISH.catalog
+
+# Every catalog the app ships, English (the msgids) first.
+SUPPORTED_LOCALES: tuple[str, ...] = tuple(dict.fromkeys(lang.catalog for lang in LANGUAGES))
+CATALOG_LOCALES: tuple[str, ...] = SUPPORTED_LOCALES[1:]
 
 # <repo>/translations — committed .po and compiled .mo (scripts/i18n.sh).
 TRANSLATIONS_DIR = Path(__file__).resolve().parents[2] / "translations"
 DOMAIN = "messages"
 
-# Bitrix24 language id → Babel locale used for formatting.
-BITRIX_LANG_TO_LOCALE: dict[str, str] = {
-    "en": "en",
-    "ru": "ru",
-    "de": "de",
-    "la": "es",
-    "br": "pt_BR",
-    "fr": "fr",
-    "it": "it",
-    "pl": "pl",
-    "ua": "uk",
-    "kz": "kk",
-    "tr": "tr",
-    "sc": "zh_CN",
-    "tc": "zh_TW",
-    "vn": "vi",
-    "in": "hi",
-    "id": "id",
-    "ms": "ms",
-    "ja": "ja",
-    "th": "th",
-    "ar": "ar",
-}
+_BY_BITRIX: dict[str, Language] = {lang.bitrix: lang for lang in LANGUAGES}
 
-# Babel language → Bitrix24 id, for per-language dictionaries Bitrix returns
-# (e.g. a UF field's ``formLabel`` as ``{"en": …, "la": …}``).
-_LOCALE_TO_BITRIX: dict[str, str] = {}
-for _lang, _loc in BITRIX_LANG_TO_LOCALE.items():
-    _parsed = Locale.parse(_loc)
-    _LOCALE_TO_BITRIX.setdefault(str(_parsed), _lang)
-    _LOCALE_TO_BITRIX.setdefault(_parsed.language, _lang)
+# Bitrix24 language id → Babel locale used for formatting.
+BITRIX_LANG_TO_LOCALE: dict[str, str] = {lang.bitrix: lang.format for lang in LANGUAGES}
 
 # A plain locale id such as "de", "pt-BR", "es_419", "zh_Hant_TW". Anything
 # else (markup, paths, very long strings) is not worth handing to Babel.
@@ -102,31 +121,85 @@ def _parse_locale_id(locale_id: str) -> Locale | None:
         return None
 
 
+# Babel's view of each table entry's format locale: Locale.parse adds the
+# script ("zh_TW" → zh_Hant_TW), which is what tells the two Chinese apart.
+_PARSED_FORMATS: tuple[tuple[Language, Locale], ...] = tuple(
+    (lang, Locale.parse(lang.format)) for lang in LANGUAGES
+)
+
+
+def _language_of(parsed: Locale) -> Language | None:
+    """The table's language for a Babel locale: same locale, else same language
+    and script (``zh_Hant_HK`` → ``tc``), else same language; first entry wins."""
+    for lang, fmt in _PARSED_FORMATS:
+        if str(fmt) == str(parsed):
+            return lang
+    for lang, fmt in _PARSED_FORMATS:
+        if fmt.language == parsed.language and (fmt.script or None) == (parsed.script or None):
+            return lang
+    for lang, fmt in _PARSED_FORMATS:
+        if fmt.language == parsed.language:
+            return lang
+    return None
+
+
+def language_for_lang(lang: str | None) -> Language:
+    """The table's entry for a Bitrix24 ``LANG`` (or an ISO locale id such as
+    ``pt-BR``); :data:`ENGLISH` for anything unknown."""
+    if not lang:
+        return ENGLISH
+    key = lang.strip()
+    known = _BY_BITRIX.get(key.lower())
+    if known is not None:
+        return known
+    parsed = _parse(key)
+    return (_language_of(parsed) if parsed else None) or ENGLISH
+
+
+# Cached: the pages ask once per gettext call (frontend.CatalogDomain), dozens per card.
+# Keys are short locale ids (_parse refuses anything else) or None; bounded anyway.
+@lru_cache(maxsize=256)
+def language_for_locale(locale: str | None) -> Language:
+    """The table's entry for a Babel locale id (``zh_TW`` → ``tc``); English if none."""
+    parsed = _parse(locale) if locale else None
+    return (_language_of(parsed) if parsed else None) or ENGLISH
+
+
+@lru_cache(maxsize=64)
+def has_catalog(catalog: str) -> bool:
+    """Whether ``translations/<catalog>`` has a compiled catalog (English always has)."""
+    if catalog == ENGLISH.catalog:
+        return True
+    return (TRANSLATIONS_DIR / catalog / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file()
+
+
+@lru_cache(maxsize=256)
+def ui_language(locale: str | None) -> Language:
+    """The language the page's texts are in for a Babel locale id: its table entry
+    when that catalog is shipped, else English."""
+    lang = language_for_locale(locale)
+    return lang if has_catalog(lang.catalog) else ENGLISH
+
+
 def format_locale_for_lang(lang: str | None) -> str:
     """Babel locale for formatting numbers and dates for a Bitrix24 ``LANG``.
 
-    Known Bitrix ids map through :data:`BITRIX_LANG_TO_LOCALE`; an ISO-style
-    locale id Babel knows (``de_AT``, ``pt-BR``) is kept; anything else is
-    ``en``.
+    Known Bitrix ids map through :data:`LANGUAGES`; an ISO-style locale id Babel
+    knows (``de_AT``, ``pt-BR``) is kept; anything else is ``en``.
     """
     if not lang:
         return DEFAULT_LOCALE
     key = lang.strip()
-    mapped = BITRIX_LANG_TO_LOCALE.get(key.lower())
-    if mapped:
-        return mapped
+    known = _BY_BITRIX.get(key.lower())
+    if known is not None:
+        return known.format
     parsed = _parse(key)
     return str(parsed) if parsed else DEFAULT_LOCALE
 
 
 def ui_locale_for_locale(locale: str | None) -> str:
-    """Catalog for a Babel locale id: its language if we ship it, else ``en``."""
-    if not locale:
-        return DEFAULT_LOCALE
-    parsed = _parse(locale)
-    if parsed is not None and parsed.language in SUPPORTED_LOCALES:
-        return parsed.language
-    return DEFAULT_LOCALE
+    """Catalog for a Babel locale id: its language's if we ship it, else ``en``."""
+    return ui_language(locale).catalog
 
 
 def ui_locale_for_lang(lang: str | None) -> str:
@@ -146,30 +219,42 @@ def locales_for_lang(lang: str | None) -> Locales:
 
 
 def bitrix_lang_for_locale(locale: str) -> str:
-    """Bitrix24 language id for a Babel locale (``es`` → ``la``); ``en`` if unknown."""
+    """Bitrix24 language id for a Babel locale (``es`` → ``la``), for the
+    per-language dictionaries Bitrix24 returns (a UF field's ``formLabel`` as
+    ``{"en": …, "la": …}``); the locale's language if the table lacks it, ``en``
+    if it is no locale."""
     parsed = _parse(locale)
     if parsed is None:
         return DEFAULT_LOCALE
-    return _LOCALE_TO_BITRIX.get(
-        str(parsed), _LOCALE_TO_BITRIX.get(parsed.language, parsed.language)
-    )
+    lang = _language_of(parsed)
+    return lang.bitrix if lang else parsed.language
 
 
 def html_lang(locale: str) -> str:
     """BCP 47 tag for ``<html lang>``: the language the texts are written in."""
-    return ui_locale_for_locale(locale)
+    return ui_language(locale).tag
+
+
+def html_dir(locale: str) -> str:
+    """``ltr`` or ``rtl`` for ``<html dir>``: the direction of the texts' language."""
+    return ui_language(locale).dir
 
 
 @lru_cache(maxsize=32)
-def _translations(ui_locale: str) -> NullTranslations:
-    return Translations.load(str(TRANSLATIONS_DIR), [ui_locale], DOMAIN)
+def _translations(catalog: str) -> NullTranslations:
+    # Loaded from the table's directory name itself: gettext.find would try
+    # "zh_Hans_CN", "zh" and never "zh_Hans".
+    path = TRANSLATIONS_DIR / catalog / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    if catalog == ENGLISH.catalog or not path.is_file():
+        return NullTranslations()
+    with path.open("rb") as f:
+        return Translations(f, DOMAIN)
 
 
 def translations(locale: str | None) -> Translations:
     """Compiled catalog for any locale id (cached); English msgids when none.
 
-    ``translations("pt_BR")`` is the English (identity) catalog; ``"de_AT"``
-    and ``"de"`` share the German one.
+    ``"de_AT"`` and ``"de"`` share the German one; ``"zh_TW"`` gets ``zh_Hant``.
     """
     return _translations(ui_locale_for_locale(locale))  # type: ignore[return-value]
 

@@ -5,10 +5,12 @@
 * registers flask-babel with the catalogs in ``<repo>/translations``; the
   locale comes from ``flask.g.lang`` (a Bitrix24 ``LANG`` id set by the view)
   or else the request's ``LANG`` value, mapped by :mod:`leadcard.card.i18n` to the
-  *format* locale (``br`` → ``pt_BR``). flask-babel then finds no ``pt_BR``
-  catalog and shows English texts, while its format filters use ``pt_BR``;
+  *format* locale (``br`` → ``pt_BR``), which flask-babel's format filters use;
+* gives flask-babel the catalog of the table's language for that locale
+  (:class:`CatalogDomain`: ``zh_Hant_TW`` reads ``translations/zh_Hant``);
 * adds the Jinja globals ``static_url(filename)`` (a ``static`` URL with a
-  content hash for cache busting) and ``ui_lang()`` (``<html lang>``), and the
+  content hash for cache busting), ``ui_lang()`` (``<html lang>``) and
+  ``ui_dir()`` (``<html dir>``), and the
   filters ``safe_href`` (http/https or None), ``avatar_src`` (a user photo the
   CSP will load, or None) and ``lc_datetime``;
 * exposes ``b24jssdk`` (``.src``, ``.integrity``) to every template.
@@ -23,8 +25,9 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from babel.support import NullTranslations
 from flask import Flask, current_app, g, has_request_context, request, url_for
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, Domain, get_locale
 
 from leadcard.card import i18n
 from leadcard.card.values import safe_web_url
@@ -61,6 +64,37 @@ def ui_lang() -> str:
 def bitrix_lang() -> str:
     """The Bitrix24 ``LANG`` of the page's locale (``es`` → ``la``): what its scripts send."""
     return i18n.bitrix_lang_for_locale(current_locale())
+
+
+def ui_dir() -> str:
+    """Direction of the texts on the page (``ltr``/``rtl``), for ``<html dir>``."""
+    return i18n.html_dir(current_locale())
+
+
+class CatalogDomain(Domain):
+    """flask-babel's domain, reading the catalog :mod:`leadcard.card.i18n` picks.
+
+    flask-babel would look the format locale up through gettext, which tries
+    ``zh_Hant_TW`` and ``zh`` but never the ``zh_Hant`` directory; the cards
+    (card/context.py) and the pages must read the same catalog.
+    """
+
+    def get_translations(self) -> NullTranslations:
+        """The request's catalog (English msgids outside a request)."""
+        if not has_request_context():
+            return NullTranslations()
+        return i18n.translations(current_locale())
+
+
+class LeadCardBabel(Babel):
+    """flask-babel with :class:`CatalogDomain` as its domain."""
+
+    @property
+    def domain_instance(self) -> Domain:
+        return _DOMAIN
+
+
+_DOMAIN = CatalogDomain(domain=i18n.DOMAIN)
 
 
 def static_url(filename: str) -> str:
@@ -124,8 +158,9 @@ def init_app(app: Flask) -> None:
     """Register flask-babel, the Jinja helpers and the asset context on ``app``."""
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(i18n.TRANSLATIONS_DIR))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", i18n.DEFAULT_LOCALE)
-    Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(static_url=static_url, ui_lang=ui_lang, bitrix_lang=bitrix_lang)
+    LeadCardBabel(app, locale_selector=select_locale)
+    app.jinja_env.globals.update(static_url=static_url, ui_lang=ui_lang, ui_dir=ui_dir,
+                                 bitrix_lang=bitrix_lang)
     app.jinja_env.filters.update(
         safe_href=safe_href, avatar_src=avatar_src, lc_datetime=lc_datetime
     )

@@ -35,6 +35,7 @@ READS: dict[str, tuple[str, ...] | str] = {
     "card": ("lead", "reference", "locale", "now"),  # placement.render_card builds it from these
     "_": ("locale",),  # flask-babel's catalog is chosen by the format locale
     "ui_lang": ("locale",),  # <html lang>
+    "ui_dir": ("locale",),  # <html dir>
     "avatar_src": ("frame_origin",),  # filter: photos the CSP loads
     "static_url": "per process: content hashes of files that change only with a deploy",
     "b24jssdk": "per process: the vendored frame library's URL and integrity",

@@ -58,8 +58,13 @@ def client(tmp_path):
     ("?lang=la", None, "es"),           # a Bitrix24 LANG id
     ("?lang=es", None, "es"),
     ("", "de-DE,de;q=0.9,en;q=0.5", "de"),
-    ("", "pt-BR,ru;q=0.8", "ru"),       # the first language we have texts for
-    ("", "fr-FR", "en"),
+    ("", "nl-NL,ru;q=0.8", "ru"),       # the first language we have texts for
+    ("", "nl-NL", "en"),
+    ("", "zh-TW,en;q=0.5", "zh-Hant"),  # the script tells the two Chinese apart
+    ("?lang=zh-Hans", None, "zh-Hans"),  # what the app's own links pass (views/legal.py)
+    ("?lang=sc", None, "zh-Hans"),
+    ("?lang=br", None, "pt-BR"),
+    ("?lang=ar", None, "ar"),
     ("?lang=ru", "de", "ru"),           # ?lang= wins
     ("?lang=<script>", None, "en"),
 ])
