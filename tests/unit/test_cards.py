@@ -388,10 +388,14 @@ def test_unknown_source_code_and_unknown_honorific():
 
 
 def test_formatting_follows_the_locale_and_texts_fall_back_to_english():
-    card = build_card(rich_lead(), rich_ref(), "pt_BR")
-    assert card.ui_locale == "en" and card.locale == "pt_BR"
+    # Dutch is no Bitrix24 language: Dutch numbers, English texts.
+    card = build_card(rich_lead(), rich_ref(), "nl")
+    assert card.ui_locale == "en" and card.locale == "nl"
     assert card.section("contact").title == "Contact person"
     assert card.amount == "€\u00a048.250,00"
+    brazil = build_card(rich_lead(), rich_ref(), "pt_BR")  # a catalog of its own now
+    assert brazil.ui_locale == "pt_BR" and brazil.section("contact").title != "Contact person"
+    assert brazil.amount == "€\u00a048.250,00"
 
 
 def test_currency_name_from_portal_list_for_unknown_codes():

@@ -316,7 +316,9 @@ COUNT = "%(num)d more you cannot open"
 PLURAL_INDEX = {
     "pl": (3, {1: 0, 2: 1, 4: 1, 5: 2, 12: 2, 22: 1, 25: 2, 101: 2}),
     "uk": (3, {1: 0, 2: 1, 4: 1, 5: 2, 11: 2, 21: 0, 22: 1, 111: 2}),
-    "ar": (6, {0: 0, 1: 1, 2: 2, 3: 3, 10: 3, 11: 4, 99: 4, 100: 5, 102: 5, 103: 3}),
+    # Babel's Arabic rule (the catalog's Plural-Forms) puts "many" (11-99) last and
+    # "other" (100-102 …) fifth: index 5 and 4, not GNU gettext's usual 4 and 5.
+    "ar": (6, {0: 0, 1: 1, 2: 2, 3: 3, 10: 3, 11: 5, 99: 5, 100: 4, 102: 4, 103: 3}),
 }
 
 
