@@ -53,7 +53,7 @@ def test_another_language_gets_its_own_page(sim, live_app, installed):
     lead = sim.sample_lead("a", "minimal")
     english = view(sim, live_app, lead["ID"], lang="en")
     german = view(sim, live_app, lead["ID"], lang="de")
-    assert '<html lang="en">' in english.text and '<html lang="de">' in german.text
+    assert '<html lang="en" dir="ltr">' in english.text and '<html lang="de" dir="ltr">' in german.text
 
 
 def test_rights_are_checked_on_every_view_even_with_a_stored_page(sim, live_app, installed):

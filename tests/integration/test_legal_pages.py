@@ -35,7 +35,7 @@ def test_pages_answer_get_and_head(live_app):
             assert response.headers["Content-Type"].startswith("text/html")
             assert response.headers["Cache-Control"] == "public, max-age=300"
         page = requests.get(live_app.url + path, headers={"Accept-Language": "ru"}, timeout=10)
-        assert '<html lang="ru">' in page.text
+        assert '<html lang="ru" dir="ltr">' in page.text
 
 
 def test_privacy_states_the_configured_retention(sim, app_port, tmp_path):
@@ -57,7 +57,7 @@ def test_home_links_both_pages_and_the_portal_may_frame_them(sim, live_app, inst
     for href in links.values():
         assert f"member_id={installed.member_id}" in href and "lang=de" in href
         response = requests.get(live_app.url + href, timeout=10)
-        assert response.status_code == 200 and '<html lang="de">' in response.text
+        assert response.status_code == 200 and '<html lang="de" dir="ltr">' in response.text
         csp = response.headers["Content-Security-Policy"]
         assert f"frame-ancestors {installed.base_url}" in csp
 
