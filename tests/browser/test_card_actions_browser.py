@@ -141,3 +141,20 @@ def test_a_phone_number_calls_through_the_portals_telephony(sim, installed, page
         number.replace(" ", "")
     assert frame.url == before  # the frame did not navigate to tel:
     watch.assert_clean()
+
+
+def test_the_form_is_disabled_while_sending(sim, installed, page, watch):
+    locator, frame = _open(page, installed, 1280)
+    sim.knobs(latency=1.0)  # Bitrix24 takes its time
+    try:
+        locator.locator("#lc-comment-text").fill("Slow network today")
+        locator.locator("[data-lc-form=comment] button[type=submit]").click()
+        poll(frame, "document.querySelector('[data-lc-form=comment] button').disabled")
+        assert frame.evaluate("document.querySelector('[data-lc-form=comment]')"
+                              ".getAttribute('aria-busy')") == "true"
+        assert _notice(frame) == "Comment added."
+        assert not frame.evaluate("document.querySelector('[data-lc-form=comment] button').disabled")
+    finally:
+        sim.knobs(latency=0.0)
+    assert len(sim.writes(portal="a")) == 1
+    watch.assert_clean()

@@ -305,3 +305,12 @@ def test_the_card_page_lets_its_script_talk_only_to_the_app(sim, live_app, insta
     csp = view(sim, live_app).headers["Content-Security-Policy"]
     directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
     assert directives["connect-src"] == "'self'"
+
+
+def test_a_todo_for_someone_else_names_them_as_responsible(sim, live_app, installed):
+    response = act(live_app, sim, "todo", {"title": "Prepare the demo",
+                                           "deadline": "2031-03-05T09:30:00+01:00",
+                                           "responsible_id": 2})
+    assert response.status_code == 200, response.text
+    [write] = writes(sim, "crm.activity.todo.add")
+    assert write["params"]["responsibleId"] == 2 and write["user_id"] == 1
