@@ -31,6 +31,23 @@ class _RequestId(logging.Filter):
         return True
 
 
+class _PoolDropsInOneLine(logging.Filter):
+    """SQLAlchemy's pool logs a connection the database dropped (a restart, a failover) with
+    the driver's whole traceback, once per pooled connection. The app answers those views with
+    the designed 503 and says so itself; here the pool's record keeps one line naming the
+    error, so an operator's log shows no traceback for a designed failure."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("sqlalchemy.pool") and record.exc_info and record.exc_info[1]:
+            exc = record.exc_info[1]
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {first}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601), level, logger, request_id, message,
     the request-summary fields when present, and the exception's text when there is one."""
@@ -58,6 +75,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.addFilter(_RequestId())
+        handler.addFilter(_PoolDropsInOneLine())
         handler._leadcard = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))

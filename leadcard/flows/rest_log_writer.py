@@ -19,6 +19,7 @@ import threading
 import time
 
 from leadcard.bitrix24.observe import UpstreamCall
+from leadcard.core import errors
 from leadcard.storage.rest_log import Entry, RestLog
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,10 @@ class RestLogWriter:
     def _write(self, batch: list[Entry]) -> int:
         try:
             n = self.store.insert(batch)
-        except Exception:  # the log must never take a view (or the thread) down
+        except Exception as exc:  # the log must never take a view (or the thread) down
             self.failed_batches += 1
             if not self._failing:
-                log.exception("REST log: writing %d rows failed; dropping them", len(batch))
+                _log_failure(exc, "REST log: writing %d rows failed; dropping them", len(batch))
             self._failing = True
             return 0
         self._failing = False
@@ -109,5 +110,14 @@ class RestLogWriter:
         self._last_prune = now
         try:
             self.store.prune(self.days, PRUNE_LIMIT)
-        except Exception:
-            log.warning("REST log: pruning failed; will retry", exc_info=True)
+        except Exception as exc:
+            _log_failure(exc, "REST log: pruning failed; will retry")
+
+
+def _log_failure(exc: Exception, message: str, *args: object) -> None:
+    """A lost database is a designed failure: one line naming it. Anything else is a bug in
+    this module: logged with its traceback."""
+    if isinstance(exc, errors.LeadCardError):
+        log.error(message + " (%s)", *args, type(exc).__name__)
+    else:
+        log.exception(message, *args)

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from leadcard.core.redact import REDACTED, redact
-from leadcard.storage.db import metadata, reading, write_transaction
+from leadcard.storage.db import guarded, metadata, reading, write_transaction
 from leadcard.storage.keyring import KeyRing
 
 BODY_CAP = 16 * 1024
@@ -125,7 +125,7 @@ class RestLog:
             "response": self._keyring.encrypt(response_text(e.response)),
         } for e in entries]
         if rows:
-            with write_transaction(self._engine, waits_for_locks=False) as conn:
+            with guarded(write_transaction(self._engine, waits_for_locks=False)) as conn:
                 conn.execute(sa.insert(rest_log), rows)
         return len(rows)
 
@@ -134,7 +134,7 @@ class RestLog:
         t = rest_log
         cutoff = (time.time() if now is None else now) - days * 86400
         old = sa.select(t.c.id).where(t.c.called_at < cutoff).order_by(t.c.called_at).limit(limit)
-        with write_transaction(self._engine, waits_for_locks=False) as conn:
+        with guarded(write_transaction(self._engine, waits_for_locks=False)) as conn:
             ids = [r[0] for r in conn.execute(old)]
             if ids:
                 conn.execute(sa.delete(t).where(t.c.id.in_(ids)))
@@ -142,7 +142,7 @@ class RestLog:
 
     def delete_portal(self, member_id: str) -> int:
         """Forget every row of a portal (uninstall with CLEAN=1)."""
-        with write_transaction(self._engine, waits_for_locks=False) as conn:
+        with guarded(write_transaction(self._engine, waits_for_locks=False)) as conn:
             return conn.execute(sa.delete(rest_log).where(rest_log.c.member_id == member_id)).rowcount
 
     def known(self, member_id: str) -> bool:

@@ -4,11 +4,13 @@ database failure never reaches the view; REST_LOG_DAYS refuses less than 3 days.
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from leadcard.bitrix24.observe import UpstreamCall
 from leadcard.bitrix24.payloads import parse_placement
+from leadcard.core import errors
 from leadcard.core.config import ConfigError, load_settings
 from leadcard.flows.lead_tab import open_lead
 from leadcard.flows.rest_log_writer import RestLogWriter
@@ -65,6 +67,45 @@ def test_a_failing_database_never_fails_a_view(world, monkeypatch, caplog):
     view(fake, portal, svc)
     svc.rest_log.flush()
     assert sum("writing" in r.getMessage() for r in caplog.records) == 1  # logged once
+
+
+def test_a_lost_database_is_one_line_a_bug_keeps_its_traceback(world, monkeypatch, caplog):
+    fake, portal, svc = world
+
+    def lost(_entries):
+        raise errors.DatabaseUnavailable("OperationalError")
+
+    monkeypatch.setattr(svc.rest_log.store, "insert", lost)
+    view(fake, portal, svc)
+    svc.rest_log.flush()
+    [line] = [r for r in caplog.records if "writing" in r.getMessage()]
+    assert line.exc_info is None and "DatabaseUnavailable" in line.getMessage()
+
+    def bug(_entries):
+        raise KeyError("called_at")
+
+    monkeypatch.setattr(svc.rest_log.store, "insert", bug)
+    svc.rest_log._failing = False  # a new failure after a good batch
+    caplog.clear()
+    view(fake, portal, svc)
+    svc.rest_log.flush()
+    [line] = [r for r in caplog.records if "writing" in r.getMessage()]
+    assert line.exc_info is not None
+
+
+def test_the_pools_dropped_connection_is_logged_in_one_line():
+    from leadcard.core import logs
+
+    try:
+        raise OSError("server closed the connection unexpectedly\n\tThis probably means …")
+    except OSError:
+        import sys
+        record = logging.LogRecord("sqlalchemy.pool.impl.QueuePool", logging.ERROR, __file__, 1,
+                                   "Exception during reset or similar", (), sys.exc_info())
+    assert logs._PoolDropsInOneLine().filter(record)
+    assert record.exc_info is None
+    assert record.getMessage() == ("Exception during reset or similar: OSError: server closed "
+                                   "the connection unexpectedly")
 
 
 def call(n=0):
