@@ -276,3 +276,31 @@ def wait_fitted(page, frame, timeout: float = 5.0) -> dict:
         if abs(iframe_height(page) - m["scrollHeight"]) <= 3 or time.monotonic() > deadline:
             return m
         time.sleep(0.05)
+
+
+def post_top_level(page, url: str, form: dict) -> None:
+    """POST ``form`` to ``url`` as the page's own navigation (an app page opened outside the
+    portal frame: the install page, the home page, a placement opened top-level)."""
+    page.set_content("<!doctype html><title>post</title><form method=post></form>")
+    page.evaluate(
+        """([url, form]) => { const f = document.forms[0]; f.action = url;
+             for (const [k, v] of Object.entries(form)) {
+               const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;
+               f.appendChild(i); }
+             f.submit(); }""", [url, form])
+
+
+MAX_DOCS_SHOT_BYTES = 400 * 1024
+
+
+def keep_docs_shot(crop, docs_shot) -> None:
+    """The README's screenshot: written when missing or with LEADCARD_UPDATE_SCREENSHOTS=1;
+    either way small enough for the repository."""
+    import os
+    import shutil
+
+    assert crop.stat().st_size < MAX_DOCS_SHOT_BYTES, f"{crop.stat().st_size} bytes"
+    if not docs_shot.exists() or os.environ.get("LEADCARD_UPDATE_SCREENSHOTS") == "1":
+        docs_shot.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(crop, docs_shot)
+    assert docs_shot.stat().st_size < MAX_DOCS_SHOT_BYTES

@@ -29,6 +29,7 @@ from tests.browser.browser_helpers import (
     iframe_height,
     open_lead_tab,
     poll,
+    post_top_level,
     wait_app_frame,
 )
 
@@ -60,17 +61,8 @@ def _open(page, portal, lead_id: int, width: int, user_id: int = 1, lang: str = 
 
 
 def _post_top_level(page, url: str, form: dict) -> None:
-    """POST ``form`` to ``url`` as the page's own navigation (an app page opened outside
-    the portal frame, e.g. the install page or the home page with the portal's form)."""
-    page.set_content("<!doctype html><title>post</title><form method=post></form>")
-    page.evaluate(
-        """([url, form]) => { const f = document.forms[0]; f.action = url;
-             for (const [k, v] of Object.entries(form)) {
-               const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;
-               f.appendChild(i); }
-             f.submit(); }""", [url, form])
+    post_top_level(page, url, form)
     page.wait_for_url(lambda u: u.startswith(url.split("?")[0]))
-    page.wait_for_load_state("load")
 
 
 def _open_problem(page, lead_id: int, user_id: int = 1) -> tuple:

@@ -25,6 +25,7 @@ from tests.browser.browser_helpers import (
     frame_metrics,
     iframe_height,
     open_lead_tab,
+    post_top_level,
     wait_app_frame,
     wait_fitted,
 )
@@ -180,13 +181,7 @@ def test_portal_links_open_in_slider(sim, installed, page, watch, selector, path
 def test_placement_page_opened_top_level(sim, installed, make_page, watch, width):
     page = make_page(width=width, height=800)
     url, form = sim.placement_request("a", 1, 101, lang="en")
-    page.set_content("<!doctype html><title>post</title><form method=post></form>")
-    page.evaluate(
-        """([url, form]) => { const f = document.forms[0]; f.action = url;
-             for (const [k, v] of Object.entries(form)) {
-               const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;
-               f.appendChild(i); }
-             f.submit(); }""", [url, form])
+    post_top_level(page, url, form)
     page.wait_for_url(re.compile(r".*/placement\?.*"))
     page.wait_for_load_state("load")
     page.wait_for_timeout(300)   # the JS library gives up on the missing parent

@@ -13,16 +13,18 @@ compare).
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from tests.browser.browser_helpers import REPO, SCREENSHOTS, frame_metrics, wait_app_frame
+from tests.browser.browser_helpers import (
+    REPO,
+    SCREENSHOTS,
+    frame_metrics,
+    keep_docs_shot,
+    wait_app_frame,
+)
 from tests.browser.test_screenshots import _settle, png_size
 
 DOCS_SHOT = REPO / "docs" / "screenshots" / "lead-card-ar.png"
-MAX_DOCS_BYTES = 400 * 1024
 
 BOXES = """() => {
   const box = (sel) => { const e = document.querySelector(sel);
@@ -82,9 +84,5 @@ def test_arabic_card_mirrors(sim, installed, make_page, watch, width):
     if width == 1280:
         crop = SCREENSHOTS / "lead-card-ar.png"
         page.locator("main").screenshot(path=str(crop))
-        assert crop.stat().st_size < MAX_DOCS_BYTES, f"{crop.stat().st_size} bytes"
-        if not DOCS_SHOT.exists() or os.environ.get("LEADCARD_UPDATE_SCREENSHOTS") == "1":
-            DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(crop, DOCS_SHOT)
-        assert DOCS_SHOT.stat().st_size < MAX_DOCS_BYTES
+        keep_docs_shot(crop, DOCS_SHOT)
     watch.assert_clean()

@@ -11,8 +11,6 @@ otherwise the fresh crop goes to test-output/screenshots/lead-card.png for compa
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import time
 
@@ -23,12 +21,12 @@ from tests.browser.browser_helpers import (
     SCREENSHOTS,
     frame_metrics,
     iframe_height,
+    keep_docs_shot,
     poll,
     wait_app_frame,
 )
 
 DOCS_SHOT = REPO / "docs" / "screenshots" / "lead-card.png"
-MAX_DOCS_BYTES = 400 * 1024
 
 
 def png_size(path) -> tuple[int, int]:
@@ -72,9 +70,5 @@ def test_screenshot(sim, installed, make_page, watch, lang, width):
         page.locator("main").screenshot(path=str(crop))
         cw, ch = png_size(crop)
         assert 900 <= cw < width, "crop is not the lead page area"
-        assert crop.stat().st_size < MAX_DOCS_BYTES, f"{crop.stat().st_size} bytes"
-        if not DOCS_SHOT.exists() or os.environ.get("LEADCARD_UPDATE_SCREENSHOTS") == "1":
-            DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(crop, DOCS_SHOT)
-        assert DOCS_SHOT.stat().st_size < MAX_DOCS_BYTES
+        keep_docs_shot(crop, DOCS_SHOT)
     watch.assert_clean()
