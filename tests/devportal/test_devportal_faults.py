@@ -100,9 +100,12 @@ def test_latency_knobs(sim, rest, token):
     rest("a", "crm.lead.get", t, id=101)
     end = time.time()
     assert 0.2 <= mid - start < 0.6 and 0.4 <= end - mid < 0.9
+    a_profile = mid - start
     start = time.time()
     rest("b", "profile", token("b", 1))
-    assert time.time() - start < 0.15
+    # Portal b has no latency knob: faster than a's same call by most of a's 0.2 s (relative,
+    # so a busy machine that slows both does not fail it).
+    assert time.time() - start < a_profile - 0.1
 
 
 def test_operation_time_limit(sim, rest, token):
