@@ -81,12 +81,18 @@ def test_a_lost_database_is_one_line_a_bug_keeps_its_traceback(caplog):
     lost = RestLogWriter(Store(errors.DatabaseUnavailable("OperationalError")), 7)
     assert lost._write([call()]) == 0
     [line] = [r for r in caplog.records if "writing" in r.getMessage()]
-    assert line.exc_info is None and "DatabaseUnavailable" in line.getMessage()
+    assert not has_traceback(line) and "DatabaseUnavailable" in line.getMessage()
     caplog.clear()
     bug = RestLogWriter(Store(KeyError("called_at")), 7)
     assert bug._write([call()]) == 0
     [line] = [r for r in caplog.records if "writing" in r.getMessage()]
-    assert line.exc_info is not None
+    assert has_traceback(line)
+
+
+def has_traceback(record: logging.LogRecord) -> bool:
+    # The app's redaction filter (core/redact.py), once installed by any app in this run,
+    # renders exc_info into exc_text and drops it.
+    return record.exc_info is not None or bool(record.exc_text and "Traceback" in record.exc_text)
 
 
 def test_the_pools_dropped_connection_is_logged_in_one_line():
