@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -25,12 +24,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from leadcard.card import build
-from leadcard.core.grant import portal_origin
 from leadcard.flows import actions as action_flow
 from leadcard.flows import services
 from leadcard.flows.action_request import ActionRefused, parse_action
-from leadcard.web import frontend, security
+from leadcard.flows.lead_tab import LeadView
+from leadcard.web.views import placement
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +111,17 @@ def act() -> Response:
 
 
 def _answer(action: str, outcome: action_flow.ActionOutcome) -> Response:
-    body: dict[str, Any] = json.loads(json.dumps(outcome.body))  # a copy: the ledger's is shared
+    # The flow's answer is codes and ids; what the viewer reads is added here.
+    body: dict[str, Any] = dict(outcome.body)
     if body.get("ok"):
-        result = body.setdefault("result", {})
-        result["message"] = str(DONE_MESSAGES.get(action, ""))
-        result["replayed"] = outcome.replayed
-        result["html"] = _card_html(outcome.view) if outcome.view is not None else None
+        body["result"] = {
+            **(body.get("result") or {}),
+            "message": str(DONE_MESSAGES.get(action, "")),
+            "replayed": outcome.replayed,
+            "html": _card_html(outcome.view) if outcome.view is not None else None,
+        }
     else:
-        _word(body.setdefault("error", {"code": "portal_error"}))
+        body["error"] = _worded(body.get("error") or {"code": "portal_error"})
     response = jsonify(body)
     response.status_code = outcome.status
     if outcome.retry_after:
@@ -132,26 +133,22 @@ def _error_response(exc: ActionRefused) -> Response:
     return _answer("", action_flow.refused(exc))
 
 
-def _word(error: dict[str, Any]) -> None:
-    """The viewer's text for an error code; a refusal worded by Bitrix24 keeps its words."""
+def _worded(error: dict[str, Any]) -> dict[str, Any]:
+    """``error`` with the viewer's text for its code; a refusal worded by Bitrix24 keeps its
+    words."""
     code = str(error.get("code") or "portal_error")
     message = str(MESSAGES.get(code, MESSAGES["portal_error"]))
     detail = error.get("detail")
     if detail and code in ("refused", "access_denied", "not_found"):
         message = _("%(message)s Bitrix24 says: %(reason)s", message=message, reason=detail)
-    error["message"] = message
+    return {**error, "message": message}
 
 
-def _card_html(view) -> str | None:
+def _card_html(view: LeadView) -> str | None:
     """The card's content after the write, as the placement view renders it (no nonce'd
     elements: it goes into the live page). None if it cannot be rendered."""
-    from leadcard.web.views.placement import render_card_body  # same layer: the card's renderer
-
     try:
-        security.set_frame_origin(portal_origin(view.portal.client_endpoint))
-        card = build.build_card(view.lead, view.reference, frontend.current_locale(),
-                                datetime.now(UTC))
-        return render_card_body(card)
+        return placement.render_card_body(placement.card_inputs(view))
     except Exception:  # the write stands; the page keeps its card and asks the host to reload
         log.exception("card not rendered after an action")
         return None

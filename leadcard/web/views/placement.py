@@ -7,6 +7,7 @@ from flask import Blueprint, Response, g, render_template, request
 
 from leadcard.bitrix24.payloads import parse_placement
 from leadcard.card import build
+from leadcard.card.model import Card
 from leadcard.card.rendered import CardInputs
 from leadcard.core import metrics
 from leadcard.core.grant import portal_origin
@@ -59,26 +60,36 @@ def lead_tab() -> tuple[str, int]:
     g.lang = req.frame.lang
     svc = services.current()
     view = tab_flow.open_lead(svc, req)
+    inputs = card_inputs(view)
+    page = svc.rendered.page(inputs, lambda: render_card(inputs))
+    return security.with_own_nonce(page), 200
+
+
+def card_inputs(view: tab_flow.LeadView) -> CardInputs:
+    """What the card of a lead just read is made from; frames it for that lead's portal."""
     security.set_frame_origin(portal_origin(view.portal.client_endpoint))
-    inputs = CardInputs(
+    return CardInputs(
         lead=view.lead,
         reference=view.reference,
         locale=frontend.current_locale(),  # what the template's texts and formats use
         frame_origin=g.get("frame_origin"),  # what its avatar_src filter checks against
         now=datetime.now(UTC).replace(second=0, microsecond=0).isoformat(),
     )
-    page = svc.rendered.page(inputs, lambda: render_card(inputs))
-    return security.with_own_nonce(page), 200
+
+
+def card_of(inputs: CardInputs) -> Card:
+    """The card's view-model for ``inputs``."""
+    now = datetime.fromisoformat(inputs.now) if inputs.now else None
+    return build.build_card(inputs.lead, inputs.reference, inputs.locale, now)
 
 
 def render_card(inputs: CardInputs) -> str:
     """The card page for ``inputs``, with the nonce stand-in (reusable by later responses)."""
-    now = datetime.fromisoformat(inputs.now) if inputs.now else None
-    card = build.build_card(inputs.lead, inputs.reference, inputs.locale, now)
+    card = card_of(inputs)
     return security.render_reusable(lambda: render_template("card.html", card=card))
 
 
-def render_card_body(card) -> str:
+def render_card_body(inputs: CardInputs) -> str:
     """The card's content alone (templates/_card_body.html): what an action sends back for
     the page to put in place of its card."""
-    return render_template("_card_body.html", card=card)
+    return render_template("_card_body.html", card=card_of(inputs))
