@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from leadcard.bitrix24.rest import Deadline
 from leadcard.bitrix24.session import PortalSession
 from leadcard.core import errors, metrics
 from leadcard.flows.action_request import ActionRefused, ActionRequest
-from leadcard.flows.lead_reader import DICTIONARIES, LeadReader
+from leadcard.flows.lead_reader import LeadReader
 from leadcard.flows.lead_tab import LeadView, stored_portal, viewer_session
 from leadcard.flows.services import Services
 from leadcard.storage.action_keys import DONE, PENDING, Claim
@@ -117,14 +118,14 @@ def _write(svc: Services, req: ActionRequest, portal: PortalRoute,
         if exc.maybe_executed:
             log.warning("action %s on %s: outcome unknown (%s)", req.action, req.member_id,
                         type(exc).__name__)
-            body = {"ok": False, "error": {"code": "outcome_unknown"}}
-            _settle(svc.action_keys.unknown, req, 504, body)
+            body = _outcome_unknown()
+            _settle(req, lambda: svc.action_keys.unknown(req.member_id, req.key, 504, body))
             metrics.observe_action(req.action, "unknown")
             return ActionOutcome(status=504, body=body)
-        _settle(lambda m, k, *_: svc.action_keys.release(m, k), req, 0, {})
+        _settle(req, lambda: svc.action_keys.release(req.member_id, req.key))
         return _refusal_from(req, exc)
     body = {"ok": True, "result": result_of(req, answer)}
-    _settle(svc.action_keys.finish, req, 200, body)
+    _settle(req, lambda: svc.action_keys.finish(req.member_id, req.key, 200, body))
     metrics.observe_action(req.action, "ok")
     return ActionOutcome(status=200, body=body, view=_read_back(svc, session, req, portal))
 
@@ -182,11 +183,11 @@ def _read_back(svc: Services, session: PortalSession, req: ActionRequest,
     return LeadView(portal=portal, lead=lead, reference=reference)
 
 
-def _settle(record, req: ActionRequest, status: int, body: dict[str, Any]) -> None:
+def _settle(req: ActionRequest, record: Callable[[], None]) -> None:
     """Record the key's outcome; a database failure here is logged, not the user's problem
     (a pending key goes stale after STALE_PENDING and is then treated as unknown)."""
     try:
-        record(req.member_id, req.key, status, body)
+        record()
     except errors.LeadCardError as exc:
         log.error("action key of %s not recorded: %s", req.member_id, type(exc).__name__)
 
@@ -202,9 +203,8 @@ def _duplicate(svc: Services, req: ActionRequest, claim: Claim, portal: PortalRo
     polls = 0
     while claim.state == PENDING:
         if claim.age > STALE_PENDING:
-            body = {"ok": False, "error": {"code": "outcome_unknown"}}
             metrics.observe_action(req.action, "unknown")
-            return ActionOutcome(status=504, body=body, replayed=True)
+            return ActionOutcome(status=504, body=_outcome_unknown(), replayed=True)
         pause = _POLL[min(polls, len(_POLL) - 1)]
         if session.deadline.remaining() < pause + 0.5:
             metrics.observe_action(req.action, "in_progress")
@@ -231,14 +231,8 @@ def _duplicate(svc: Services, req: ActionRequest, claim: Claim, portal: PortalRo
 def _check_stage(svc: Services, session: PortalSession, req: ActionRequest) -> None:
     """The stage must be one of the portal's lead stages: from the cache the card's views
     fill (no upstream request), or read once when it is not there."""
-    lang = req.lang or "en"
-    key = f"{req.member_id}:{lang}:status.STATUS"
-    stages = svc.cache.get(key)
-    if stages is None:
-        method, params = DICTIONARIES["status.STATUS"]
-        stages = session.call(method, params)
-        if isinstance(stages, list):
-            svc.cache.set(key, stages, svc.settings.reference_ttl)
+    reader = LeadReader(svc.cache, svc.settings.reference_ttl)
+    stages = reader.dictionary(session, "status.STATUS", req.lang or "en")
     known = {str(s.get("STATUS_ID")) for s in stages or [] if isinstance(s, dict)}
     if req.params["status_id"] not in known:
         raise ActionRefused("unknown_stage", field="status_id")
@@ -276,6 +270,11 @@ def _refusal_from(req: ActionRequest, exc: errors.LeadCardError) -> ActionOutcom
         outcome, answer = "error", ActionRefused("portal_error", 502)
     metrics.observe_action(req.action, outcome)
     return refused(answer)
+
+
+def _outcome_unknown() -> dict[str, Any]:
+    """The answer for a write that may or may not have happened."""
+    return {"ok": False, "error": {"code": "outcome_unknown"}}
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -53,7 +53,7 @@ class LeadReader:
     ) -> tuple[dict[str, Any], ReferenceData]:
         """The lead `lead_id` as the session's user sees it, and its card's reference data."""
         member_id = session.member_id
-        dict_keys = {name: f"{member_id}:{lang}:{name}" for name in DICTIONARIES}
+        dict_keys = {name: self._dictionary_key(member_id, lang, name) for name in DICTIONARIES}
         refs_key = f"{member_id}:leadrefs:{lead_id}"
         cached = self._cache.get_many([*dict_keys.values(), refs_key])
         dictionaries = {name: cached.get(key) for name, key in dict_keys.items()}
@@ -118,6 +118,22 @@ class LeadReader:
             contacts=contacts,
             context=context,
         )
+
+    def dictionary(self, session: PortalSession, name: str, lang: str) -> Any:
+        """One portal dictionary of :data:`DICTIONARIES` as the card's views cache it; read
+        (one call) and cached when it is not there."""
+        key = self._dictionary_key(session.member_id, lang, name)
+        value = self._cache.get(key)
+        if value is None:
+            method, params = DICTIONARIES[name]
+            value = session.call(method, params)
+            if value is not None:
+                self._cache.set(key, value, self._ttl)
+        return value
+
+    @staticmethod
+    def _dictionary_key(member_id: str, lang: str, name: str) -> str:
+        return f"{member_id}:{lang}:{name}"
 
     # --- upstream requests ----------------------------------------------------------
 
