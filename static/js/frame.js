@@ -28,17 +28,9 @@
   function noop() {}
 
   // Other scripts of the page (actions.js) reach the frame through window.LeadCard.
-  var waiting = [];
   window.LeadCard = {
     frame: function () {
       return frame;
-    },
-    onFrame: function (callback) {
-      if (frame) {
-        callback(frame);
-      } else {
-        waiting.push(callback);
-      }
     },
     fit: function () {
       scheduleFit();
@@ -228,10 +220,6 @@
         doc.documentElement.classList.add("lc-in-frame");
         finishInstall();
         watchSize();
-        for (var i = 0; i < waiting.length; i++) {
-          waiting[i](b24);
-        }
-        waiting = [];
       },
       noop // not inside Bitrix24 (or the portal did not answer): stay standalone
     );
